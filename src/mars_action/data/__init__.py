@@ -1,0 +1,1 @@
+"""Annotations, clip sampling, transforms, datasets, and the synthetic motion dataset."""

@@ -1,0 +1,1 @@
+"""``mars demo``: the whole method on a synthetic dataset, on a laptop CPU."""

@@ -1,0 +1,1 @@
+"""Video-level evaluation, score fusion, the paper's analyses and figures."""

@@ -1,0 +1,1 @@
+"""Optical flow: OpenCV TV-L1, batched torch TV-L1, Farneback, codec motion vectors."""

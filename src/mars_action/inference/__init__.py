@@ -1,0 +1,1 @@
+"""Flow-free recognition of files and live streams, export, latency."""

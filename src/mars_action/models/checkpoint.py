@@ -1,0 +1,234 @@
+"""Self-describing checkpoints, and loading of the released MARS ``.pth`` files.
+
+Our format is one ``torch.save`` of plain data: ``{"format", "version", "meta",
+"state_dict", ...}`` where ``meta`` is :class:`CheckpointMeta` as a dict. Every
+file is read with ``torch.load(weights_only=True)``: no pickled code runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pickle
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from mars_action.errors import MarsError
+from mars_action.models.registry import build_model, canonical_name
+
+FORMAT = "mars-action"
+VERSION = 1
+
+# RGB on the 0-255 scale minus the ActivityNet mean, std 1 (released code);
+# flow codes 0-255 minus 127.5, std 1.
+RGB_MEAN = (114.7748, 107.7354, 99.4750)
+FLOW_MEAN = (127.5, 127.5)
+
+
+@dataclasses.dataclass
+class CheckpointMeta:
+    """What a model needs at use time, beside its weights."""
+
+    arch: str
+    in_channels: int
+    num_classes: int
+    stream: str = "rgb"  # rgb | flow | mers | mars
+    class_names: list[str] = dataclasses.field(default_factory=list)
+    clip_len: int = 16
+    crop_size: int = 112
+    fps: float = 25.0
+    short_side: int = 256
+    mean: list[float] = dataclasses.field(default_factory=list)
+    std: list[float] = dataclasses.field(default_factory=list)
+    provenance: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.mean:
+            self.mean = list(RGB_MEAN if self.in_channels == 3 else FLOW_MEAN)
+        if not self.std:
+            self.std = [1.0] * self.in_channels
+
+    @property
+    def modality(self) -> str:
+        """The input the network takes: ``rgb`` (MARS and MERS too) or ``flow``."""
+        return "flow" if self.in_channels == 2 else "rgb"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CheckpointMeta:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def save_checkpoint(
+    path: str | Path, model: nn.Module, meta: CheckpointMeta, **extra: Any
+) -> Path:
+    """Write weights + meta (+ e.g. training state) atomically: temp file, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = _unwrap(model).state_dict()
+    payload = {"format": FORMAT, "version": VERSION, "meta": dataclasses.asdict(meta)}
+    payload.update(extra)
+    payload["state_dict"] = state
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def read_checkpoint(
+    path: str | Path, *, arch: str | None = None, class_names: list[str] | None = None
+) -> tuple[dict[str, torch.Tensor], CheckpointMeta, dict[str, Any]]:
+    """Read either format into (state_dict, meta, raw payload) without building a model."""
+    raw = _safe_load(Path(path))
+    if raw.get("format") == FORMAT:
+        meta = CheckpointMeta.from_dict(raw["meta"])
+        state = raw["state_dict"]
+    else:
+        state = released_filter_fn(raw.get("state_dict", raw))
+        meta = _meta_from_released(Path(path), raw, state, arch)
+    if class_names is not None:
+        if len(class_names) != meta.num_classes:
+            raise MarsError(
+                f"{path}: {len(class_names)} class names given but the classifier has "
+                f"{meta.num_classes} outputs"
+            )
+        meta.class_names = list(class_names)
+    return state, meta, raw
+
+
+def load_checkpoint(
+    path: str | Path,
+    *,
+    arch: str | None = None,
+    class_names: list[str] | None = None,
+    expect_modality: str | None = None,
+    expect_num_classes: int | None = None,
+    device: str | torch.device = "cpu",
+) -> tuple[nn.Module, CheckpointMeta]:
+    """Build the model a checkpoint (ours or a released MARS ``.pth``) describes.
+
+    Modality and class count are inferred from the weights (conv1 in-channels, fc
+    shape). ``expect_*`` turn a wrong file into a clear error rather than a crash later.
+    """
+    state, meta, _ = read_checkpoint(path, arch=arch, class_names=class_names)
+    if expect_modality and meta.modality != expect_modality:
+        raise MarsError(
+            f"{path}: a {meta.modality} checkpoint ({meta.in_channels} input channels), "
+            f"but a {expect_modality} model is needed"
+        )
+    if expect_num_classes is not None and meta.num_classes != expect_num_classes:
+        raise MarsError(
+            f"{path}: the classifier has {meta.num_classes} classes, expected {expect_num_classes}"
+        )
+    model = build_model(meta.arch, in_channels=meta.in_channels, num_classes=meta.num_classes)
+    load_state_dict_exactly(model, state, source=str(path))
+    return model.to(device).eval(), meta
+
+
+def load_state_dict_exactly(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load all weights or none: one error lists missing, unexpected and mis-shaped keys.
+
+    ``num_batches_tracked`` may be absent (files saved before PyTorch 0.4.1).
+    """
+    own = model.state_dict()
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in own]
+    misshaped = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+        for k in own
+        if k in state and tuple(state[k].shape) != tuple(own[k].shape)
+    ]
+    problems = []
+    for label, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)):
+        if keys:
+            shown = ", ".join(keys[:8]) + (f" ... (+{len(keys) - 8})" if len(keys) > 8 else "")
+            problems.append(f"{len(keys)} {label}: {shown}")
+    if problems:
+        raise MarsError(f"{source}: weights do not fit the model; " + "; ".join(problems))
+    model.load_state_dict(state, strict=False)
+
+
+# --- the released MARS files -------------------------------------------------------
+
+# One rule: DataParallel's prefix. Example: "module.layer1.0.conv2.weight" ->
+# "layer1.0.conv2.weight". All other names already match ResNet3d's.
+_RELEASED_RENAMES = ((re.compile(r"^module\."), ""),)
+
+# MARS_Kinetics_16f.pth, Flow_HMDB51_64f.pth, RGB_UCF101_16f.pth, ...
+_RELEASED_NAME = re.compile(r"^(RGB|Flow|MARS|MERS)_(.+?)_(\d+)f", re.IGNORECASE)
+
+
+def released_filter_fn(state: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Map a released state dict to our key names."""
+    out = {}
+    for key, value in state.items():
+        for pattern, replacement in _RELEASED_RENAMES:
+            key = pattern.sub(replacement, key)
+        out[key] = value
+    return out
+
+
+def _meta_from_released(path: Path, raw: dict, state: dict, arch: str | None) -> CheckpointMeta:
+    if "conv1.weight" not in state or "fc.weight" not in state:
+        raise MarsError(f"{path}: not a 3D ResNet checkpoint (no conv1.weight / fc.weight)")
+    name = arch or raw.get("arch")
+    if name is None:
+        raise MarsError(f"{path}: the file names no architecture; pass arch= (--arch)")
+    in_channels = int(state["conv1.weight"].shape[1])
+    meta = CheckpointMeta(
+        arch=canonical_name(str(name)),
+        in_channels=in_channels,
+        num_classes=int(state["fc.weight"].shape[0]),
+        stream="flow" if in_channels == 2 else "rgb",
+        provenance={"source": "released MARS code", "file": path.name},
+    )
+    match = _RELEASED_NAME.match(path.name)
+    if match:
+        meta.stream = match.group(1).lower()
+        meta.clip_len = int(match.group(3))
+        meta.provenance["dataset"] = match.group(2)
+    if "epoch" in raw:
+        meta.provenance["epoch"] = int(raw["epoch"])
+    return meta
+
+
+def _safe_load(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise MarsError(f"{path}: no such checkpoint file")
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise MarsError(f"{path}: not a readable checkpoint ({reason[:160]})") from None
+    if not isinstance(raw, dict):
+        raise MarsError(f"{path}: not a checkpoint (a {type(raw).__name__}, not a dict)")
+    return raw
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The bare model inside DDP/DataParallel, so saved keys never carry ``module.``."""
+    return model.module if hasattr(model, "module") else model
+
+
+def read_labels(path: str | Path) -> list[str]:
+    """Class names from a text file: one per line, or ``index name`` (UCF101 classInd)."""
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as error:
+        raise MarsError(f"{path}: cannot read labels ({error.strerror})") from None
+    names = []
+    for line in lines:
+        line = line.strip()
+        if not line:
+            continue
+        first, _, rest = line.partition(" ")
+        names.append(rest.strip() if first.isdigit() and rest.strip() else line)
+    if not names:
+        raise MarsError(f"{path}: no class names in the file")
+    return names

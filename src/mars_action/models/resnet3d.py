@@ -1,0 +1,186 @@
+"""3D ResNet and ResNeXt (Hara et al., CVPR 2018), the backbone of the MARS paper.
+
+Module names match the released MARS code (``conv1``, ``bn1``, ``layer1.0.conv2``,
+``layer1.0.downsample.0``, ``fc``) so its checkpoints load with a prefix strip.
+Unlike the released code, pooling is adaptive: one model takes 16- and 64-frame
+clips at any crop size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+# Feature names a caller can ask for; "pooled" is the MARS distillation target.
+FEATURE_NAMES = ("layer3", "layer4", "pooled", "logits")
+
+
+def _downsample(in_planes: int, out_planes: int, stride: int) -> nn.Sequential:
+    """Shortcut type B: a strided 1x1x1 projection where the shape changes."""
+    return nn.Sequential(
+        nn.Conv3d(in_planes, out_planes, kernel_size=1, stride=stride, bias=False),
+        nn.BatchNorm3d(out_planes),
+    )
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3x3 convs (ResNet-10/18/34)."""
+
+    expansion = 1
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1, cardinality: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv3d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm3d(planes)
+        self.conv2 = nn.Conv3d(planes, planes, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm3d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        out_planes = planes * self.expansion
+        needs_projection = stride != 1 or in_planes != out_planes
+        self.downsample = _downsample(in_planes, out_planes, stride) if needs_projection else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + identity)
+
+
+class Bottleneck(nn.Module):
+    """1x1x1 reduce, 3x3x3 (grouped for ResNeXt) carrying the stride, 1x1x1 expand."""
+
+    expansion = 4
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1, cardinality: int = 1):
+        super().__init__()
+        width = planes if cardinality == 1 else cardinality * (planes // 32)
+        out_planes = planes * self.expansion
+        self.conv1 = nn.Conv3d(in_planes, width, 1, bias=False)
+        self.bn1 = nn.BatchNorm3d(width)
+        self.conv2 = nn.Conv3d(
+            width, width, 3, stride=stride, padding=1, groups=cardinality, bias=False
+        )
+        self.bn2 = nn.BatchNorm3d(width)
+        self.conv3 = nn.Conv3d(width, out_planes, 1, bias=False)
+        self.bn3 = nn.BatchNorm3d(out_planes)
+        self.relu = nn.ReLU(inplace=True)
+        needs_projection = stride != 1 or in_planes != out_planes
+        self.downsample = _downsample(in_planes, out_planes, stride) if needs_projection else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + identity)
+
+
+class ResNeXtBottleneck(Bottleneck):
+    """The ResNeXt bottleneck of the released code: expansion 2, width C x planes/32."""
+
+    expansion = 2
+
+
+class ResNet3d(nn.Module):
+    """A 3D ResNet/ResNeXt classifier on clips of shape (B, C, T, H, W).
+
+    Args:
+        block: residual block class.
+        layers: number of blocks in each of the four stages.
+        stage_planes: ``planes`` of each stage (output channels / expansion).
+        in_channels: 3 for RGB, 2 for optical flow (x, y).
+        num_classes: size of the classifier; 0 for a feature extractor.
+        cardinality: groups of the 3x3x3 conv (32 for ResNeXt, 1 otherwise).
+        stem_width: channels of the 7x7x7 stem.
+    """
+
+    def __init__(
+        self,
+        block: type[BasicBlock] | type[Bottleneck],
+        layers: Sequence[int],
+        stage_planes: Sequence[int] = (64, 128, 256, 512),
+        in_channels: int = 3,
+        num_classes: int = 400,
+        cardinality: int = 1,
+        stem_width: int = 64,
+    ):
+        super().__init__()
+        self.in_channels = in_channels
+        self.num_classes = num_classes
+        self.conv1 = nn.Conv3d(
+            in_channels, stem_width, 7, stride=(1, 2, 2), padding=3, bias=False
+        )
+        self.bn1 = nn.BatchNorm3d(stem_width)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool3d(kernel_size=3, stride=2, padding=1)
+        planes_in = stem_width
+        stages = []
+        for index, (planes, blocks) in enumerate(zip(stage_planes, layers)):
+            stride = 1 if index == 0 else 2
+            stage, planes_in = _make_stage(block, planes_in, planes, blocks, stride, cardinality)
+            stages.append(stage)
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        self.num_features = planes_in
+        self.avgpool = nn.AdaptiveAvgPool3d(1)
+        self.fc = nn.Linear(planes_in, num_classes) if num_classes > 0 else nn.Identity()
+        _init_weights(self)
+
+    def forward_stages(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Stem and four stages; returns the maps of ``layer3`` and ``layer4``."""
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))  # (B, 64, T/2, H/4, W/4)
+        x = self.layer2(self.layer1(x))
+        layer3 = self.layer3(x)
+        layer4 = self.layer4(layer3)  # (B, F, T/16, H/32, W/32)
+        return {"layer3": layer3, "layer4": layer4}
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last convolutional map (B, F, t, h, w), used by class activation maps."""
+        return self.forward_stages(x)["layer4"]
+
+    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Pool a ``layer4`` map and classify it (or stop at the pooled vector)."""
+        pooled = torch.flatten(self.avgpool(features), 1)  # (B, F)
+        return pooled if pre_logits else self.fc(pooled)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def forward_with_features(
+        self, x: torch.Tensor, names: Sequence[str] = ("pooled",)
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Logits plus the named intermediate outputs (see ``FEATURE_NAMES``)."""
+        unknown = [n for n in names if n not in FEATURE_NAMES]
+        if unknown:
+            raise ValueError(f"unknown feature name(s) {unknown}; choose from {FEATURE_NAMES}")
+        stages = self.forward_stages(x)
+        pooled = self.forward_head(stages["layer4"], pre_logits=True)
+        logits = self.fc(pooled)
+        available = {**stages, "pooled": pooled, "logits": logits}
+        return logits, {name: available[name] for name in names}
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new, freshly initialised classifier (fine-tuning to another class set)."""
+        self.num_classes = num_classes
+        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+
+    def get_classifier(self) -> nn.Module:
+        return self.fc
+
+
+def _make_stage(block, in_planes, planes, blocks, stride, cardinality):
+    layers = [block(in_planes, planes, stride=stride, cardinality=cardinality)]
+    out_planes = planes * block.expansion
+    layers += [block(out_planes, planes, cardinality=cardinality) for _ in range(blocks - 1)]
+    return nn.Sequential(*layers), out_planes
+
+
+def _init_weights(model: nn.Module) -> None:
+    """Kaiming normal (fan-out) for convs, BN weight 1 and bias 0, as the released code."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv3d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, nn.BatchNorm3d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)

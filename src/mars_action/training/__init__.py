@@ -1,0 +1,1 @@
+"""Losses (MARS, MERS), optimizers and schedules, the training loop."""

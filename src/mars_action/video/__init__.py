@@ -1,0 +1,1 @@
+"""Decoding videos (PyAV), resampling fps, resizing; the frame store on disk."""

@@ -11,7 +11,9 @@ import pytest
 from mars_action.video.writer import write_video
 
 REPO = Path(__file__).resolve().parents[1]
-UCF101_SUBSET = Path(os.environ.get("MARS_UCF101_SUBSET", REPO.parent / "shared/data/ucf101-subset"))
+UCF101_SUBSET = Path(
+    os.environ.get("MARS_UCF101_SUBSET", REPO.parent / "shared/data/ucf101-subset")
+)
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +41,7 @@ def moving_square_frames(
 
 @pytest.fixture
 def make_video(tmp_path):
-    """Write a small synthetic MP4 and return its path: ``make_video(name, frames=..., fps=...)``."""
+    """Write a small synthetic MP4; returns its path. ``make_video(name, frames=, fps=)``."""
 
     def make(name: str = "clip.mp4", frames: np.ndarray | None = None, fps: float = 25.0, **kw):
         frames = moving_square_frames() if frames is None else frames

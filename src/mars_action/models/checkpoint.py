@@ -144,7 +144,8 @@ def load_state_dict_exactly(model: nn.Module, state: dict[str, torch.Tensor], so
         if k in state and tuple(state[k].shape) != tuple(own[k].shape)
     ]
     problems = []
-    for label, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)):
+    groups = (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped))
+    for label, keys in groups:
         if keys:
             shown = ", ".join(keys[:8]) + (f" ... (+{len(keys) - 8})" if len(keys) > 8 else "")
             problems.append(f"{len(keys)} {label}: {shown}")

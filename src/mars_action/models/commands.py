@@ -45,7 +45,8 @@ def _model_info(args: argparse.Namespace) -> int:
     t, h, w = _parse_clip(args.clip)
     params = count_parameters(model)
     macs = count_macs(model, (args.in_channels, t, h, w))
-    print(f"model       {args.name} ({args.in_channels} input channels, {args.num_classes} classes)")
+    channels = f"{args.in_channels} input channels"
+    print(f"model       {args.name} ({channels}, {args.num_classes} classes)")
     print(f"clip        {args.in_channels}x{t}x{h}x{w}")
     print(f"parameters  {params / 1e6:.2f} M ({params:,})")
     print(f"GMACs       {macs / 1e9:.2f}")

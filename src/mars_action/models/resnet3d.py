@@ -117,7 +117,7 @@ class ResNet3d(nn.Module):
         self.maxpool = nn.MaxPool3d(kernel_size=3, stride=2, padding=1)
         planes_in = stem_width
         stages = []
-        for index, (planes, blocks) in enumerate(zip(stage_planes, layers)):
+        for index, (planes, blocks) in enumerate(zip(stage_planes, layers, strict=True)):
             stride = 1 if index == 0 else 2
             stage, planes_in = _make_stage(block, planes_in, planes, blocks, stride, cardinality)
             stages.append(stage)

@@ -1,0 +1,101 @@
+"""ResNeXt-101 forward speed on this machine: plain eager vs inference rewrites.
+
+Every variant runs in the same process, interleaved round by round so that load
+from other processes hits all of them alike; the figure is the median round.
+Target (issue 2): >= 1.4x the plain eager fp32 NCDHW baseline, outputs within 1e-3.
+
+    python benchmarks/bench_model_forward.py [--batches 1 8] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from harness import write_result
+
+from mars_action.models import build_model
+from mars_action.models.optimize import optimize_for_inference, to_model_layout
+
+
+def _variants(model: torch.nn.Module, clips: torch.Tensor) -> dict:
+    """name -> (callable on the clips, input in the layout it wants)."""
+    folded = optimize_for_inference(model, channels_last=False)
+    folded_cl = optimize_for_inference(model, channels_last=True)
+    with torch.inference_mode():
+        frozen = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(model, clips)))
+    cl_clips = to_model_layout(folded_cl, clips)
+
+    def bf16(x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return folded_cl(x).float()
+
+    return {
+        "eager_fp32_ncdhw": (model, clips),
+        "bn_folded": (folded, clips),
+        "bn_folded_channels_last_3d": (folded_cl, cl_clips),
+        "torchscript_frozen": (frozen, clips),
+        "bn_folded_channels_last_3d_bf16": (bf16, cl_clips),
+    }
+
+
+def _with_trained_statistics(model: torch.nn.Module) -> torch.nn.Module:
+    """Non-trivial BN statistics, so that folding is really exercised."""
+    generator = torch.Generator().manual_seed(0)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm3d):
+            size = module.num_features
+            module.running_mean.copy_(torch.randn(size, generator=generator) * 0.1)
+            module.running_var.copy_(torch.rand(size, generator=generator) + 0.5)
+    return model.eval()
+
+
+def bench_batch(batch: int, rounds: int) -> dict:
+    torch.manual_seed(0)
+    model = _with_trained_statistics(build_model("resnext101", num_classes=400))
+    clips = torch.randn(batch, 3, 16, 112, 112)
+    variants = _variants(model, clips)
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    with torch.inference_mode():
+        reference = model(clips)
+        diffs = {n: (f(x) - reference).abs().max().item() for n, (f, x) in variants.items()}
+        for _ in range(rounds):
+            for name, (fn, x) in variants.items():
+                start = time.perf_counter()
+                fn(x)
+                times[name].append(time.perf_counter() - start)
+    base = statistics.median(times["eager_fp32_ncdhw"])
+    rows = {}
+    for name, samples in times.items():
+        seconds = statistics.median(samples)
+        rows[name] = {
+            "clips_per_s": batch / seconds,
+            "speedup": base / seconds,
+            "max_abs_diff": diffs[name],
+            "within_1e-3": diffs[name] <= 1e-3,
+        }
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    figures = {f"batch_{b}": bench_batch(b, args.rounds) for b in args.batches}
+    parts = []
+    for key, rows in figures.items():
+        exact = {n: r for n, r in rows.items() if r["within_1e-3"] and n != "eager_fp32_ncdhw"}
+        best = max(exact, key=lambda n: exact[n]["speedup"])
+        parts.append(
+            f"{key}: eager {rows['eager_fp32_ncdhw']['clips_per_s']:.2f} clips/s, "
+            f"best exact {best} {exact[best]['clips_per_s']:.2f} clips/s "
+            f"({exact[best]['speedup']:.2f}x, diff {exact[best]['max_abs_diff']:.1e})"
+        )
+    write_result("model_forward", figures, "resnext101 16x112x112 CPU | " + " | ".join(parts))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,234 @@
+"""A resumable, shardable batch runner over many items (videos), on a pool of processes.
+
+Used by ``mars frames`` and ``mars flow``: a bad item never stops the batch; it is
+recorded with a one-line reason, and the run ends with a summary, a JSON + CSV report,
+and an exit code that is non-zero if anything failed.
+
+A job is a picklable callable (a module-level function or a ``functools.partial`` of
+one) taking one item and returning an optional dict of figures (e.g. ``{"frames": 50}``)
+that goes into the report.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import multiprocessing
+import os
+import sys
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from mars_action.errors import MarsError
+
+Job = Callable[[Any], "dict[str, Any] | None"]
+CRASH_REASON = "worker process died (crash or out of memory)"
+
+
+@dataclass
+class ItemResult:
+    """What happened to one item: ``status`` is ``done``, ``skipped`` or ``failed``."""
+
+    item: str
+    status: str
+    reason: str = ""
+    seconds: float = 0.0
+    figures: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BatchSummary:
+    """All item results of one run (one shard), in input order."""
+
+    desc: str
+    shard: tuple[int, int]
+    results: list[ItemResult]
+    seconds: float
+
+    def count(self, status: str) -> int:
+        return sum(result.status == status for result in self.results)
+
+    @property
+    def failures(self) -> list[ItemResult]:
+        return [result for result in self.results if result.status == "failed"]
+
+    @property
+    def exit_code(self) -> int:
+        """0 when nothing failed, else 1 (the batch itself ran to its end)."""
+        return 1 if self.failures else 0
+
+    def format(self, max_failures: int = 20) -> str:
+        """Summary lines: the counts, then one line per failure (the first ``max_failures``)."""
+        shard = f" (shard {self.shard[0]}/{self.shard[1]})" if self.shard[1] > 1 else ""
+        lines = [
+            f"{self.desc}{shard}: {self.count('done')} done, {self.count('skipped')} skipped, "
+            f"{self.count('failed')} failed in {self.seconds:.1f} s"
+        ]
+        lines += [f"  failed: {r.item}: {r.reason}" for r in self.failures[:max_failures]]
+        if len(self.failures) > max_failures:
+            lines.append(f"  ... and {len(self.failures) - max_failures} more (see the report)")
+        return "\n".join(lines)
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """Parse ``"i/n"`` (0-based ``i``, ``0 <= i < n``) into ``(i, n)``."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise MarsError(f"--shard {text!r}: expected i/n, e.g. 0/4") from None
+    if count < 1 or not 0 <= index < count:
+        raise MarsError(f"--shard {text!r}: need 0 <= i < n (i is 0-based)")
+    return index, count
+
+
+def in_shard(key: str, shard: tuple[int, int]) -> bool:
+    """Whether ``key`` belongs to ``shard``: a stable hash, so shards do not depend on order."""
+    index, count = shard
+    return zlib.crc32(key.encode("utf-8", "surrogateescape")) % count == index
+
+
+def run_batch(
+    items: Sequence[Any],
+    job: Job,
+    *,
+    workers: int,
+    shard: tuple[int, int] = (0, 1),
+    desc: str = "batch",
+    skip: Callable[[Any], bool] | None = None,
+    report_path: str | Path | None = None,
+    key: Callable[[Any], str] = str,
+) -> BatchSummary:
+    """Run ``job`` on every item of this shard, on ``workers`` processes.
+
+    Args:
+        items: the whole list; each process of a sharded run passes the same list.
+        job: picklable ``job(item) -> dict | None``; an exception fails only that item
+            (its message, one line, is the reason).
+        workers: processes; ``<= 1`` runs in this process (no pool).
+        shard: ``(i, n)``: this run does the items whose key hashes to ``i`` mod ``n``.
+        desc: name shown on the progress bar and in the summary.
+        skip: ``skip(item) -> True`` for items already done (resuming).
+        report_path: where to write the report (``.json`` and ``.csv`` beside it).
+        key: the item's name in the report and for sharding.
+
+    Returns:
+        The summary; ``summary.exit_code`` is 1 if any item failed.
+    """
+    start = time.perf_counter()
+    mine = [item for item in items if in_shard(key(item), shard)]
+    results: dict[int, ItemResult] = {}
+    todo = []
+    for position, item in enumerate(mine):
+        if skip is not None and skip(item):
+            results[position] = ItemResult(key(item), "skipped")
+        else:
+            todo.append((position, item))
+    bar = tqdm(total=len(todo), desc=desc, unit="item", disable=None, file=sys.stderr)
+    try:
+        for position, result in _execute(todo, job, workers, key):
+            results[position] = result
+            bar.update()
+            if result.status == "failed":
+                bar.set_postfix(failed=sum(r.status == "failed" for r in results.values()))
+    finally:
+        bar.close()
+        ordered = [results[position] for position in sorted(results)]
+        summary = BatchSummary(desc, shard, ordered, time.perf_counter() - start)
+        if report_path is not None:
+            write_report(summary, report_path)
+    return summary
+
+
+def _execute(todo: list[tuple[int, Any]], job: Job, workers: int, key: Callable[[Any], str]):
+    """Yield ``(position, ItemResult)`` as items finish, in this process or a pool."""
+    if workers <= 1 or len(todo) <= 1:
+        for position, item in todo:
+            yield position, _run_one(job, item, key(item))
+        return
+    yield from _execute_pool(todo, job, workers, key)
+
+
+def _execute_pool(todo, job, workers, key, in_flight=None):
+    # A worker that crashes (segfault, out of memory) breaks the whole pool. Items in
+    # flight then become suspects, rerun one at a time afterwards, so only the culprit
+    # fails; a fresh pool takes the rest.
+    in_flight = in_flight or 2 * workers
+    pending, suspects = list(reversed(todo)), []
+    context = multiprocessing.get_context("spawn" if os.name == "nt" else "forkserver")
+    while pending:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            running: dict[Future, tuple[int, Any]] = {}
+            broken = False
+            while (pending or running) and not broken:
+                while pending and len(running) < in_flight:
+                    position, item = pending.pop()
+                    running[pool.submit(_run_one, job, item, key(item))] = (position, item)
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    broken |= yield from _collect(future, running.pop(future), suspects, key)
+            for future, entry in running.items():
+                yield from _collect(future, entry, suspects, key)
+    if in_flight == 1:
+        for position, item in suspects:
+            yield position, ItemResult(key(item), "failed", CRASH_REASON)
+    elif suspects:
+        yield from _execute_pool(suspects, job, 1, key, in_flight=1)
+
+
+def _collect(future: Future, entry: tuple[int, Any], suspects: list, key) -> bool:
+    """Yield the finished item's result, or file it as a suspect; True if the pool broke."""
+    try:
+        result = future.result()
+    except BrokenProcessPool:
+        suspects.append(entry)
+        return True
+    yield entry[0], result
+    return False
+
+
+def _run_one(job: Job, item: Any, name: str) -> ItemResult:
+    start = time.perf_counter()
+    try:
+        figures = job(item) or {}
+    except Exception as error:  # noqa: BLE001 - any failure of one item is reported, not raised
+        return ItemResult(name, "failed", _reason(error), time.perf_counter() - start)
+    return ItemResult(name, "done", "", time.perf_counter() - start, dict(figures))
+
+
+def _reason(error: Exception) -> str:
+    """One line: a MarsError's own message, else the exception type and first line."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    if isinstance(error, MarsError):
+        return text or type(error).__name__
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def write_report(summary: BatchSummary, path: str | Path) -> tuple[Path, Path]:
+    """Write the summary as ``<path>.json`` (counts + items) and ``<path>.csv`` (one row each)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    json_path, csv_path = path.with_suffix(".json"), path.with_suffix(".csv")
+    payload = {
+        "desc": summary.desc,
+        "shard": f"{summary.shard[0]}/{summary.shard[1]}",
+        "seconds": round(summary.seconds, 3),
+        **{status: summary.count(status) for status in ("done", "skipped", "failed")},
+        "items": [asdict(result) for result in summary.results],
+    }
+    json_path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    figure_names = sorted({name for r in summary.results for name in r.figures})
+    with csv_path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["item", "status", "reason", "seconds", *figure_names])
+        for r in summary.results:
+            figures = [r.figures.get(name, "") for name in figure_names]
+            writer.writerow([r.item, r.status, r.reason, f"{r.seconds:.3f}", *figures])
+    return json_path, csv_path

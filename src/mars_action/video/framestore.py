@@ -1,0 +1,211 @@
+"""The frame store on disk, in the released code's layout so its users can reuse their data.
+
+Layout::
+
+    <root>/<class>/<video>/00001.jpg 00002.jpg ...            RGB frames (1-based names)
+    <root>/<class>/<video>/TVL1jpg_x_00001.jpg ...            flow x, frame i -> i+1
+    <root>/<class>/<video>/TVL1jpg_y_00001.jpg ...            flow y (N-1 per video)
+    <root>/<class>/<video>/done                               empty, written last
+
+Readers take 0-based indices (index ``i`` is file ``i + 1``). Writers never leave
+something that looks complete: images go to a hidden temporary folder first and the
+``done`` marker is written only after every image is in place.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from mars_action.video.decode import VideoError
+
+DEFAULT_QUALITY = 95  # close to ffmpeg -q:v 2, the released code's setting
+DONE = "done"
+FLOW_PREFIX = "TVL1jpg_"
+_RGB_NAME = re.compile(r"^\d{5,}\.jpg$")
+
+
+def rgb_name(index: int) -> str:
+    """File name of the 0-based RGB frame ``index`` (``0 -> 00001.jpg``)."""
+    return f"{index + 1:05d}.jpg"
+
+
+def flow_names(index: int, prefix: str = FLOW_PREFIX) -> tuple[str, str]:
+    """File names (x, y) of the 0-based flow field ``index`` (frame ``index -> index + 1``)."""
+    return f"{prefix}x_{index + 1:05d}.jpg", f"{prefix}y_{index + 1:05d}.jpg"
+
+
+def frame_count(video_dir: str | Path) -> int:
+    """Number of RGB frames (``NNNNN.jpg`` files) in ``video_dir``; 0 if it does not exist."""
+    return _count(video_dir, _RGB_NAME)
+
+
+def flow_count(video_dir: str | Path, prefix: str = FLOW_PREFIX) -> int:
+    """Number of flow fields with ``prefix`` (counts the x files) in ``video_dir``."""
+    return _count(video_dir, re.compile(rf"^{re.escape(prefix)}x_\d{{5,}}\.jpg$"))
+
+
+def _count(video_dir: str | Path, pattern: re.Pattern) -> int:
+    try:
+        with os.scandir(video_dir) as entries:
+            return sum(1 for entry in entries if pattern.match(entry.name))
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+
+
+def read_rgb(video_dir: str | Path, indices: Sequence[int]) -> np.ndarray:
+    """Read RGB frames by 0-based index: (N, H, W, 3) uint8."""
+    video_dir = Path(video_dir)
+    frames = [_read_jpeg(video_dir / rgb_name(i), cv2.IMREAD_COLOR_RGB) for i in indices]
+    return _stack(frames, video_dir, channels=3)
+
+
+def read_flow(
+    video_dir: str | Path, indices: Sequence[int], prefix: str = FLOW_PREFIX
+) -> np.ndarray:
+    """Read quantized flow fields by 0-based index: (N, H, W, 2) uint8 codes (x, y)."""
+    video_dir = Path(video_dir)
+    fields = []
+    for i in indices:
+        name_x, name_y = flow_names(i, prefix)
+        x = _read_jpeg(video_dir / name_x, cv2.IMREAD_GRAYSCALE)
+        y = _read_jpeg(video_dir / name_y, cv2.IMREAD_GRAYSCALE)
+        if x.shape != y.shape:
+            raise VideoError(f"{video_dir / name_y}: size {y.shape} differs from {name_x} {x.shape}")
+        fields.append(np.stack([x, y], axis=-1))
+    return _stack(fields, video_dir, channels=2)
+
+
+def _read_jpeg(path: Path, flags: int) -> np.ndarray:
+    # np.fromfile + imdecode: works for any path (unicode, spaces) on every platform.
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except FileNotFoundError:
+        raise VideoError(f"{path}: missing frame") from None
+    except OSError as error:
+        raise VideoError(f"{path}: cannot read ({error.strerror})") from None
+    image = cv2.imdecode(data, flags) if data.size else None
+    if image is None:
+        raise VideoError(f"{path}: not a readable JPEG")
+    return image
+
+
+def _stack(images: list[np.ndarray], video_dir: Path, channels: int) -> np.ndarray:
+    if not images:
+        return np.zeros((0, 0, 0, channels), dtype=np.uint8)
+    shapes = {image.shape for image in images}
+    if len(shapes) > 1:
+        raise VideoError(f"{video_dir}: frames of different sizes {sorted(shapes)}")
+    return np.stack(images)
+
+
+def encode_jpeg(image: np.ndarray, quality: int = DEFAULT_QUALITY) -> bytes:
+    """JPEG bytes of an RGB (H, W, 3) or grayscale (H, W) uint8 image."""
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise VideoError(f"cannot encode a {image.shape} image as JPEG")
+    return data.tobytes()
+
+
+def write_jpegs_atomic(
+    video_dir: str | Path,
+    images: Iterable[tuple[str, np.ndarray]],
+    quality: int = DEFAULT_QUALITY,
+    marker: str = DONE,
+) -> int:
+    """Write named images into ``video_dir`` so that an interruption leaves no ``marker``.
+
+    Images are encoded into a hidden sibling folder as they arrive (``images`` may be
+    a generator: nothing is held in memory). A new ``video_dir`` is then created by one
+    rename with the marker already inside; into an existing one (flow beside RGB) the
+    files are moved in one by one and the marker is written last.
+
+    Args:
+        video_dir: the video's folder, ``<root>/<class>/<video>``.
+        images: ``(file name, uint8 image)`` pairs; RGB (H, W, 3) or gray (H, W).
+        quality: JPEG quality, 0-100.
+        marker: empty file that says the set is complete.
+
+    Returns:
+        The number of images written.
+    """
+    video_dir = Path(video_dir)
+    tmp = video_dir.with_name(f".{video_dir.name}.{marker}.tmp")
+    if tmp.exists():  # left by an interrupted run
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    try:
+        count = 0
+        for name, image in images:
+            (tmp / name).write_bytes(encode_jpeg(image, quality))
+            count += 1
+        _move_into_place(tmp, video_dir, marker)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return count
+
+
+def _move_into_place(tmp: Path, video_dir: Path, marker: str) -> None:
+    if not video_dir.exists():
+        (tmp / marker).touch()
+        os.rename(tmp, video_dir)
+        return
+    (video_dir / marker).unlink(missing_ok=True)
+    for entry in sorted(tmp.iterdir()):
+        os.replace(entry, video_dir / entry.name)
+    mark_done(video_dir, marker)
+
+
+def write_frames(
+    video_dir: str | Path,
+    frames: Iterable[np.ndarray],
+    quality: int = DEFAULT_QUALITY,
+    marker: str = DONE,
+) -> int:
+    """Write RGB frames (H, W, 3) uint8 as ``00001.jpg ...`` atomically; returns the count.
+
+    Stale RGB frames of an earlier incomplete write are removed first, so a shorter
+    re-extraction does not keep frames of the old one.
+    """
+    video_dir = Path(video_dir)
+    if video_dir.is_dir() and not is_done(video_dir, marker):
+        for path in video_dir.iterdir():
+            if _RGB_NAME.match(path.name):
+                path.unlink()
+    named = ((rgb_name(i), frame) for i, frame in enumerate(frames))
+    return write_jpegs_atomic(video_dir, named, quality, marker)
+
+
+def is_done(video_dir: str | Path, marker: str = DONE) -> bool:
+    """Whether ``video_dir`` holds a complete set (its ``marker`` file exists)."""
+    return (Path(video_dir) / marker).is_file()
+
+
+def mark_done(video_dir: str | Path, marker: str = DONE) -> None:
+    """Write the empty ``marker`` file; call it only after every file is in place."""
+    (Path(video_dir) / marker).touch()
+
+
+def list_video_dirs(root: str | Path) -> list[Path]:
+    """Every ``<root>/<class>/<video>`` folder, sorted; hidden (temporary) ones left out."""
+    root = Path(root)
+    if not root.is_dir():
+        raise VideoError(f"{root}: frame store folder not found")
+    return sorted(
+        video
+        for class_dir in _visible_dirs(root)
+        for video in _visible_dirs(class_dir)
+    )
+
+
+def _visible_dirs(folder: Path) -> list[Path]:
+    return [path for path in folder.iterdir() if path.is_dir() and not path.name.startswith(".")]

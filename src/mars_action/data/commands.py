@@ -1,5 +1,65 @@
-"""Subcommands of this stage (filled in by the stage's issue)."""
+"""``mars data-summary``: what a dataset holds, and what is missing, before training on it."""
+
+from __future__ import annotations
+
+import argparse
+
+from mars_action.data.builder import FORMATS, load_annotations
+from mars_action.data.records import SPLITS, offender_list
+from mars_action.data.sources import FrameStoreSource, parse_modality
+from mars_action.video.framestore import FLOW_PREFIX
 
 
 def register(subparsers) -> None:
-    pass
+    parser = subparsers.add_parser(
+        "data-summary",
+        help="classes, videos per split and missing videos/frames of a dataset",
+        description="Parse a dataset's annotations, match them to the videos (and the frame "
+        "store), and print classes, videos per split and every missing video or frame "
+        "folder. Exits 1 when something is missing.",
+    )
+    parser.add_argument("format", choices=sorted(FORMATS))
+    parser.add_argument("--root", help="folder of the videos (<class>/<video>.<ext>)")
+    parser.add_argument("--annotations", help="annotation file or folder")
+    parser.add_argument("--frame-root", help="frame store to check (<class>/<video>/00001.jpg)")
+    parser.add_argument("--modality", default="rgb", help="rgb, flow or rgb+flow (frame check)")
+    parser.add_argument("--flow-prefix", default=FLOW_PREFIX)
+    parser.add_argument("--fold", type=int, default=1, help="UCF101/HMDB51 split number")
+    parser.add_argument("--val-fraction", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--use-test-as-val", action="store_true", help="validate on test (released code)"
+    )
+    parser.set_defaults(handler=run_summary)
+
+
+def run_summary(args: argparse.Namespace) -> int:
+    root = args.root
+    if args.format == "folder" and root is None and args.annotations is None:
+        root = args.frame_root
+    annotations = load_annotations(
+        args.format,
+        root,
+        args.annotations,
+        fold=args.fold,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        use_test_as_val=args.use_test_as_val,
+    )
+    print(annotations.summary())
+    failed = bool(annotations.missing)
+    if args.frame_root or args.format == "sthsth-v1":
+        source = FrameStoreSource(
+            args.frame_root or root, parse_modality(args.modality), args.flow_prefix
+        )
+        _, problems = source.scan(annotations.records)
+        usable = len(annotations.records) - len(problems)
+        print(f"frames ({'+'.join(source.modalities)}): {usable} videos ready, "
+              f"{len(problems)} without usable frames")
+        if problems:
+            print(f"  {offender_list(problems)}")
+        failed = failed or bool(problems)
+    empty = [name for name, count in annotations.counts().items() if name in SPLITS and not count]
+    if empty:
+        print(f"warning: no videos in split(s) {', '.join(empty)}")
+    return 1 if failed else 0

@@ -1,5 +1,106 @@
-"""Subcommands of this stage (filled in by the stage's issue)."""
+"""``mars eval``, ``mars fuse``, ``mars report`` (and ``mars analyze``, see analyze_commands)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mars_action.errors import MarsError
+from mars_action.evaluation import analyze_commands
+from mars_action.evaluation.cli_common import (
+    add_data_arguments,
+    add_model_arguments,
+    evaluate_checkpoint,
+    load_model,
+    load_named_scores,
+    named_paths,
+    print_summary,
+    report_failures,
+)
+from mars_action.evaluation.files import write_json
+from mars_action.evaluation.fusion import format_table, fuse, stream_table
+from mars_action.evaluation.metrics import summarize
+from mars_action.evaluation.report import write_report
+from mars_action.evaluation.scores import load_scores, save_scores
 
 
-def register(subparsers) -> None:
-    pass
+def register(subparsers: argparse._SubParsersAction) -> None:
+    evaluate_parser = subparsers.add_parser(
+        "eval", help="video-level accuracy of a checkpoint; writes per-video scores"
+    )
+    evaluate_parser.add_argument("checkpoint", help="our .pt or a released MARS .pth")
+    add_model_arguments(evaluate_parser)
+    add_data_arguments(evaluate_parser)
+    evaluate_parser.add_argument(
+        "--out", help="score file (.npz; a .json summary goes beside it). Default: "
+        "RUN/scores/<split>.npz for RUN/checkpoints/*.pt, else <checkpoint>-<split>.npz")
+    evaluate_parser.set_defaults(handler=_eval)
+
+    fuse_parser = subparsers.add_parser(
+        "fuse", help="average the scores of streams (late fusion); --table: the paper's Table 1"
+    )
+    fuse_parser.add_argument("scores", nargs="+", metavar="[STREAM=]SCORES.npz",
+                             help="score files of mars eval; STREAM= names a file's stream")
+    fuse_parser.add_argument("--weights", nargs="+", type=float, help="one weight per file")
+    fuse_parser.add_argument("--table", action="store_true",
+                             help="every RGB/Flow/MERS/MARS combination (equal weights)")
+    fuse_parser.add_argument("--out", help="write the fused scores (.npz), or the table (.json)")
+    fuse_parser.set_defaults(handler=_fuse)
+
+    report_parser = subparsers.add_parser(
+        "report", help="one self-contained HTML page of runs, scores and analysis figures"
+    )
+    report_parser.add_argument("paths", nargs="+", metavar="RUN_OR_SCORE_DIR",
+                               help="run folders, score files, analysis output folders")
+    report_parser.add_argument("--out", default="report.html")
+    report_parser.add_argument("--title", default="")
+    report_parser.set_defaults(handler=_report)
+
+    analyze_commands.register(subparsers)
+
+
+# --- handlers -------------------------------------------------------------------------
+
+def _default_out(checkpoint: str, split: str) -> Path:
+    path = Path(checkpoint)
+    if path.parent.name == "checkpoints":
+        return path.parent.parent / "scores" / f"{split}.npz"
+    return Path(f"{path.stem}-{split}.npz")
+
+
+def _eval(args: argparse.Namespace) -> int:
+    model, meta = load_model(args, args.checkpoint)
+    result = evaluate_checkpoint(args, model, meta, args.checkpoint)
+    out = save_scores(args.out or _default_out(args.checkpoint, args.split), result)
+    summary = summarize(result)
+    print_summary(summary, f"{meta.stream} ({args.split})")
+    seconds = summary["seconds_per_video_data"], summary["seconds_per_video_network"]
+    print(f"per video: {seconds[0]:.3f} s reading, {seconds[1]:.3f} s network")
+    print(f"wrote {out} and {out.with_suffix('.json')}")
+    return report_failures(result)
+
+
+def _fuse(args: argparse.Namespace) -> int:
+    if args.table:
+        if args.weights:
+            raise MarsError("--table fuses with equal weights, as the paper; drop --weights")
+        rows = stream_table(load_named_scores(args.scores))
+        print(format_table(rows))
+        if args.out:
+            print(f"wrote {write_json(args.out, [r for r in rows if r is not None])}")
+        return 0
+    named = named_paths(args.scores)
+    results = [load_scores(path) for _, path in named]
+    for result, (name, _) in zip(results, named, strict=True):
+        result.stream = name or result.stream
+    fused = fuse(results, args.weights, names=[path for _, path in named])
+    print_summary(summarize(fused), fused.stream)
+    if args.out:
+        print(f"wrote {save_scores(args.out, fused)}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    out = write_report(args.paths, args.out, args.title)
+    print(f"wrote {out}")
+    return 0

@@ -22,20 +22,11 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from mars_action.errors import MarsError
-from mars_action.evaluation.scores import VideoScores
+from mars_action.evaluation.scores import VideoScores, class_list_difference
 from mars_action.models.checkpoint import CheckpointMeta
 
 AGGREGATES = ("logits", "softmax")
 ClipTransform = Callable[[torch.Tensor], torch.Tensor]
-
-
-def select_clips(clips: torch.Tensor, num_clips: int | None) -> torch.Tensor:
-    """``num_clips`` evenly spaced clips of the K given (all when None or K <= num_clips)."""
-    count = clips.shape[0]
-    if num_clips is None or count <= num_clips:
-        return clips
-    index = np.linspace(0, count - 1, num_clips).round().astype(np.int64)
-    return clips[torch.from_numpy(index)]
 
 
 def spatial_crops(clips: torch.Tensor, size: int, count: int = 1) -> torch.Tensor:
@@ -78,7 +69,6 @@ def evaluate(
     dataset: Sequence[dict[str, Any]],
     *,
     aggregate: str = "logits",
-    num_clips: int | None = None,
     crops: int = 1,
     batch_size: int = 16,
     device: str | torch.device = "cpu",
@@ -92,9 +82,10 @@ def evaluate(
     Args:
         model: a classifier on clips of ``meta.modality``.
         meta: the checkpoint's description (modality, stream, crop size, classes).
-        dataset: test-time items, one per video (see the module docstring).
+        dataset: test-time items, one per video (see the module docstring); an item
+            ``{"error": reason, "video_id": id}`` is a video that could not be read:
+            it is skipped and listed in ``info["failed"]``.
         aggregate: ``logits`` (released code) or ``softmax``, averaged over views.
-        num_clips: keep this many evenly spaced clips per video (None: all).
         crops: 1 centre crop (paper) or 3 crops along the longer side.
         batch_size: views per forward pass.
         device: where the network runs.
@@ -113,40 +104,49 @@ def evaluate(
     model = model.to(device).eval()
     class_names = _class_names(meta, dataset)
     rows: list[tuple[str, int, np.ndarray, int, int, float, float]] = []
+    failures: list[dict[str, str]] = []
     bar = tqdm(total=len(dataset), unit="video", desc=f"eval {meta.stream}", disable=not progress)
     with torch.inference_mode():
         for sample, data_s in _timed(_iterate(dataset, workers)):
+            bar.update(1)
+            if "error" in sample:  # an unreadable video (see loading.GuardedVideos)
+                failures.append({"video_id": str(sample["video_id"]), "reason": sample["error"]})
+                continue
             clips = _clips_of(sample, meta.modality)
-            clips = select_clips(clips, num_clips)
             if clip_transform is not None:
                 clips = clip_transform(clips)
             start = time.perf_counter()
-            logits = score_views(model, spatial_crops(clips, meta.crop_size, crops), batch_size, device)
+            views = spatial_crops(clips, meta.crop_size, crops)  # (K, V, C, T, h, w)
+            logits = score_views(model, views, batch_size, device)
             _synchronize(device)
             network_s = time.perf_counter() - start
             label = int(sample["label"])
             if not 0 <= label < len(class_names):
                 raise MarsError(f"video {sample['video_id']}: label {label} outside the classes")
-            views = logits.softmax(-1) if aggregate == "softmax" else logits
-            clip_scores = views.mean(dim=1)  # (K, classes)
+            if aggregate == "softmax":
+                logits = logits.softmax(-1)
+            clip_scores = logits.mean(dim=1)  # (K, classes)
             hits = int((clip_scores.argmax(dim=1) == label).sum())
             video = clip_scores.mean(dim=0).numpy()
-            rows.append((str(sample["video_id"]), label, video, hits, len(clips), data_s, network_s))
-            bar.update(1)
+            video_id = str(sample["video_id"])
+            rows.append((video_id, label, video, hits, len(clips), data_s, network_s))
     bar.close()
-    return _collect(rows, class_names, meta, aggregate, num_clips, crops, info or {})
+    if not rows:
+        raise MarsError(f"no video could be read; the first: {failures[0]['video_id']}: "
+                        f"{failures[0]['reason']}")
+    return _collect(rows, class_names, meta, aggregate, crops, {**(info or {}), "failed": failures})
 
 
-def _collect(rows, class_names, meta, aggregate, num_clips, crops, info) -> VideoScores:
-    ids, labels, scores, hits, counts, data_s, network_s = zip(*rows)
+def _collect(rows, class_names, meta, aggregate, crops, info) -> VideoScores:
+    ids, labels, scores, hits, counts, data_s, network_s = zip(*rows, strict=True)
     duplicates = sorted(v for v, n in Counter(ids).items() if n > 1)
     if duplicates:
         raise MarsError(f"the dataset repeats video ids: {', '.join(duplicates[:5])}")
     provenance = {
+        "modality": meta.modality,
         "clip_len": meta.clip_len,
         "crop_size": meta.crop_size,
         "crops": crops,
-        "num_clips": num_clips,
         "arch": meta.arch,
         **info,
     }
@@ -168,12 +168,9 @@ def _class_names(meta: CheckpointMeta, dataset: Any) -> list[str]:
     """The checkpoint's classes; they must be the dataset's where both are known."""
     ours = list(meta.class_names) or [str(i) for i in range(meta.num_classes)]
     theirs = list(getattr(dataset, "class_names", None) or [])
-    if meta.class_names and theirs and theirs != ours:
-        diff = next(
-            (f"#{i}: {a!r} vs {b!r}" for i, (a, b) in enumerate(zip(ours, theirs)) if a != b),
-            f"{len(ours)} vs {len(theirs)} classes",
-        )
-        raise MarsError(f"the checkpoint's classes differ from the dataset's ({diff})")
+    difference = class_list_difference(ours, theirs) if meta.class_names and theirs else ""
+    if difference:
+        raise MarsError(f"the checkpoint's classes differ from the dataset's ({difference})")
     return ours
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from mars_action.errors import MarsError
 from mars_action.evaluation.metrics import summarize
-from mars_action.evaluation.scores import VideoScores
+from mars_action.evaluation.scores import VideoScores, class_list_difference
 
 STREAM_TITLES = {"rgb": "RGB", "flow": "Flow", "mers": "MERS", "mars": "MARS"}
 
@@ -49,7 +49,7 @@ def align(results: Sequence[VideoScores], names: Sequence[str]) -> list[VideoSco
     """
     first, first_name = results[0], names[0]
     aligned = [first]
-    for other, name in zip(results[1:], names[1:]):
+    for other, name in zip(results[1:], names[1:], strict=True):
         _check_pair(first, first_name, other, name)
         position = {video: i for i, video in enumerate(other.video_ids)}
         aligned.append(other.subset([position[v] for v in first.video_ids]))
@@ -57,16 +57,9 @@ def align(results: Sequence[VideoScores], names: Sequence[str]) -> list[VideoSco
 
 
 def _check_pair(a: VideoScores, a_name: str, b: VideoScores, b_name: str) -> None:
-    if a.class_names != b.class_names:
-        differing = [
-            f"#{i} {x!r} vs {y!r}"
-            for i, (x, y) in enumerate(zip(a.class_names, b.class_names))
-            if x != y
-        ]
-        detail = f"{len(a.class_names)} vs {len(b.class_names)} classes"
-        if differing:
-            detail += "; first difference " + differing[0]
-        raise MarsError(f"{b_name}: class list differs from {a_name} ({detail})")
+    difference = class_list_difference(a.class_names, b.class_names)
+    if difference:
+        raise MarsError(f"{b_name}: class list differs from {a_name} ({difference})")
     only_a = sorted(set(a.video_ids) - set(b.video_ids))
     only_b = sorted(set(b.video_ids) - set(a.video_ids))
     if only_a or only_b:
@@ -74,9 +67,9 @@ def _check_pair(a: VideoScores, a_name: str, b: VideoScores, b_name: str) -> Non
             f"{b_name}: video set differs from {a_name}: "
             f"{_listing(only_a)} only in {a_name}, {_listing(only_b)} only in {b_name}"
         )
-    b_labels = dict(zip(b.video_ids, b.labels.tolist()))
-    wrong = [f"{v}: {x} vs {b_labels[v]}" for v, x in zip(a.video_ids, a.labels.tolist())
-             if b_labels[v] != x]
+    b_labels = dict(zip(b.video_ids, b.labels.tolist(), strict=True))
+    a_labels = zip(a.video_ids, a.labels.tolist(), strict=True)
+    wrong = [f"{v}: {x} vs {b_labels[v]}" for v, x in a_labels if b_labels[v] != x]
     if wrong:
         raise MarsError(f"{b_name}: labels differ from {a_name} for {_listing(wrong)}")
     if a.aggregate != b.aggregate:
@@ -130,7 +123,7 @@ def streams_by_name(
     """Map stream name -> result; ``labels`` override a file's own stream name."""
     table: dict[str, VideoScores] = {}
     origin: dict[str, str] = {}
-    for result, name, label in zip(results, names, labels):
+    for result, name, label in zip(results, names, labels, strict=True):
         stream = (label or result.stream).lower()
         if stream in table:
             raise MarsError(
@@ -139,7 +132,7 @@ def streams_by_name(
             )
         table[stream], origin[stream] = result, name
     aligned = align(list(table.values()), [origin[s] for s in table])
-    return dict(zip(table, aligned))
+    return dict(zip(table, aligned, strict=True))
 
 
 def stream_table(streams: dict[str, VideoScores]) -> list[dict[str, Any] | None]:

@@ -36,13 +36,13 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mars_action.errors import MarsError
+from mars_action.evaluation.files import write_atomic, write_json
 
 FORMAT = "mars-action-scores"
 VERSION = 1
@@ -144,9 +144,8 @@ def save_scores(path: str | Path, scores: VideoScores) -> Path:
         arrays[f"time_{key}"] = np.asarray(values, dtype=np.float64)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
-    _write_atomic(path, buffer.getvalue())
-    summary = {**summarize(scores), "info": scores.info}
-    _write_atomic(path.with_suffix(".json"), (json.dumps(summary, indent=2) + "\n").encode())
+    write_atomic(path, buffer.getvalue())
+    write_json(path.with_suffix(".json"), {**summarize(scores), "info": scores.info})
     return path
 
 
@@ -179,6 +178,17 @@ def load_scores(path: str | Path) -> VideoScores:
     )
 
 
+def class_list_difference(a: list[str], b: list[str]) -> str:
+    """How two class lists differ, for an error message ('' when equal)."""
+    if a == b:
+        return ""
+    detail = f"{len(a)} vs {len(b)} classes"
+    first = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), None)
+    if first is not None:
+        detail += f"; first difference #{first}: {a[first]!r} vs {b[first]!r}"
+    return detail
+
+
 def find_score_files(paths: list[str | Path]) -> list[Path]:
     """Score files named directly, or found (sorted) inside the folders given."""
     found: list[Path] = []
@@ -198,10 +208,3 @@ def _is_score_file(path: Path) -> bool:
             return "format" in data.files and str(data["format"]) == FORMAT
     except (OSError, ValueError):
         return False
-
-
-def _write_atomic(path: Path, payload: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(payload)
-    os.replace(tmp, path)

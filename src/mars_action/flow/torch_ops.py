@@ -17,10 +17,10 @@ import torch.nn.functional as F
 def rgb_to_gray(frames: torch.Tensor) -> torch.Tensor:
     """(N, H, W, 3) uint8 RGB -> (N, 1, H, W) float32 0-255, bit-exact to OpenCV's RGB2GRAY.
 
-    OpenCV converts 8-bit colour with 14-bit fixed-point weights and rounding.
+    OpenCV (5.0) converts 8-bit colour with 15-bit fixed-point weights and rounding.
     """
     rgb = frames.to(torch.int32)
-    gray = (rgb[..., 0] * 4899 + rgb[..., 1] * 9617 + rgb[..., 2] * 1868 + 8192) >> 14
+    gray = (rgb[..., 0] * 9798 + rgb[..., 1] * 19235 + rgb[..., 2] * 3735 + 16384) >> 15
     return gray.to(torch.float32).unsqueeze(1)  # (N, 1, H, W)
 
 

@@ -1,5 +1,226 @@
-"""Subcommands of this stage (filled in by the stage's issue)."""
+"""``mars predict``, ``mars stream`` and ``mars export``."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mars_action.errors import MarsError
+from mars_action.inference.annotate import annotate_video, draw_topk
+from mars_action.inference.background import background
+from mars_action.inference.export import (
+    FORMATS,
+    default_output,
+    export_model,
+    max_abs_difference,
+    random_clips,
+)
+from mars_action.inference.prediction import Prediction, VideoFailure
+from mars_action.inference.recognizer import Recognizer
+from mars_action.inference.stream import StreamFrame, open_source, stream_windows
+from mars_action.models.checkpoint import load_checkpoint, read_labels
+from mars_action.video.writer import write_video
 
 
-def register(subparsers) -> None:
-    pass
+def register(subparsers: argparse._SubParsersAction) -> None:
+    predict = subparsers.add_parser(
+        "predict", help="recognise actions in video files with an RGB/MARS model (no flow)"
+    )
+    predict.add_argument("videos", nargs="+", metavar="VIDEO")
+    _add_model_args(predict)
+    predict.add_argument("--json", action="store_true", help="one JSON line per video")
+    predict.add_argument(
+        "--output", help="annotated video (.mp4); a folder when several videos are given"
+    )
+    predict.add_argument("--batch-size", type=int, default=8, help="clips per network batch")
+    predict.set_defaults(handler=_predict)
+
+    stream = subparsers.add_parser(
+        "stream", help="recognise actions live: a camera index, a file or a URL"
+    )
+    stream.add_argument("source", help="camera index (0), video file, or URL FFmpeg opens")
+    _add_model_args(stream)
+    stream.add_argument("--window", type=int, help="frames per window (default: clip length)")
+    stream.add_argument("--every", type=int, help="score every S frames (default: window / 2)")
+    stream.add_argument("--output", help="write the stream with the verdict drawn on it")
+    stream.set_defaults(handler=_stream)
+
+    export = subparsers.add_parser(
+        "export", help="export a checkpoint to TorchScript or ONNX (dynamic batch), checked"
+    )
+    export.add_argument("checkpoint", help="our checkpoint or a released MARS .pth")
+    export.add_argument("--format", choices=FORMATS, required=True)
+    export.add_argument("--out", help="output file (default: beside the checkpoint)")
+    export.add_argument("--labels", help="class names to store, one per line")
+    export.add_argument("--arch", help="architecture when a released file names none")
+    export.add_argument("--video", action="append", default=[], help="real clips to check on")
+    export.add_argument("--atol", type=float, default=1e-4, help="max |exported - PyTorch|")
+    export.set_defaults(handler=_export)
+
+
+def _add_model_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True, help="our checkpoint or a MARS .pth")
+    parser.add_argument("--labels", help="class names, one per line (needed for a .pth)")
+    parser.add_argument("--arch", help="architecture when a released file names none")
+    parser.add_argument("--topk", type=int, default=5)
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+
+
+def _recognizer(args: argparse.Namespace) -> Recognizer:
+    if args.topk < 1:
+        raise MarsError(f"--topk {args.topk}: must be at least 1")
+    return Recognizer.from_checkpoint(
+        args.checkpoint, device=args.device, labels=args.labels, arch=args.arch
+    )
+
+
+# --- predict -------------------------------------------------------------------------
+
+
+def _predict(args: argparse.Namespace) -> int:
+    recognizer = _recognizer(args)
+    failed = 0
+    for result in recognizer.predict_each(args.videos, args.topk, args.batch_size):
+        if isinstance(result, VideoFailure):
+            failed += 1
+            print(f"mars predict: {result.reason}", file=sys.stderr)
+            if args.json:
+                print(json.dumps(result.to_dict()), flush=True)
+            continue
+        print(json.dumps(result.to_dict()) if args.json else result.format_table(), flush=True)
+        if args.output and not _annotate(args, recognizer, result):
+            failed += 1
+    done = len(args.videos) - failed
+    if len(args.videos) > 1 or failed:
+        print(f"mars predict: {done} of {len(args.videos)} videos predicted", file=sys.stderr)
+    if failed and not done:
+        raise MarsError("no video could be predicted")
+    return 1 if failed else 0
+
+
+def _annotate(args: argparse.Namespace, recognizer: Recognizer, result: Prediction) -> bool:
+    out = Path(args.output)
+    if len(args.videos) > 1:
+        out = out / f"{Path(result.source).stem}.mp4"
+    try:
+        annotate_video(result.source, result, out, recognizer.preprocessing, args.topk)
+    except MarsError as error:
+        print(f"mars predict: {out}: annotation failed: {error}", file=sys.stderr)
+        return False
+    print(f"annotated video: {out}", file=sys.stderr if args.json else sys.stdout)
+    return True
+
+
+# --- stream --------------------------------------------------------------------------
+
+
+def _stream(args: argparse.Namespace) -> int:
+    recognizer = _recognizer(args)
+    pre = recognizer.preprocessing
+    window = args.window or pre.clip_len
+    every = args.every or max(1, window // 2)
+    if window < 1 or every < 1:
+        raise MarsError(f"--window {window} and --every {every} must be at least 1")
+    frames, live = open_source(args.source, pre.fps, pre.short_side)
+    try:  # open it now: a source that cannot be read is an error, not an empty stream
+        first = next(frames)
+    except StopIteration:
+        raise MarsError(f"{args.source}: no frames") from None
+    frames = itertools.chain([first], frames)
+    print(
+        f"mars stream: {args.source}: window {window} frames, scored every {every} frames at "
+        f"{pre.fps:g} fps",
+        file=sys.stderr,
+    )
+    timed = background(frames, maxsize=2 * window, drop_oldest=live)
+    counts = {"frames": 0, "windows": 0}
+    shown = _stream_frames(recognizer, timed, window, every, args, counts)
+    if args.output:
+        try:
+            write_video(args.output, shown, fps=pre.fps)
+        except ValueError:
+            raise MarsError(f"{args.source}: no frames to write to {args.output}") from None
+    else:
+        for _ in shown:
+            pass
+    return 0 if counts["windows"] else 1
+
+
+def _stream_frames(
+    recognizer: Recognizer,
+    timed: Iterator[tuple[float, np.ndarray]],
+    window: int,
+    every: int,
+    args: argparse.Namespace,
+    counts: dict[str, int],
+) -> Iterator[np.ndarray]:
+    """Print each window's verdict; yield frames with the latest verdict drawn on."""
+    latest: StreamFrame | None = None
+    try:
+        for item in stream_windows(recognizer, timed, window, every, args.topk):
+            if item.window is not None:
+                latest = item
+                counts["windows"] += 1
+                print(item.window.format_line(), flush=True)
+            if item.frame is None:
+                continue
+            counts["frames"] += 1
+            topk = latest.window.topk if latest else []
+            header = f"{item.timestamp:7.2f} s" + (
+                f"  {latest.window.latency * 1000:.0f} ms" if latest else ""
+            )
+            yield draw_topk(item.frame, topk, header)
+        message = "stream ended"
+    except MarsError as error:
+        message = f"stream stopped: {error}"
+    print(
+        f"mars stream: {message}; {counts['frames']} frames, {counts['windows']} windows",
+        file=sys.stderr,
+    )
+
+
+# --- export --------------------------------------------------------------------------
+
+
+def _export(args: argparse.Namespace) -> int:
+    names = read_labels(args.labels) if args.labels else None
+    model, meta = load_checkpoint(args.checkpoint, arch=args.arch, class_names=names)
+    out = Path(args.out) if args.out else default_output(args.checkpoint, args.format)
+    export_model(model, meta, out, args.format)
+    checks = {"random": random_clips(meta, batch=3, seed=1)}  # batch 3: not the traced 2
+    if args.video:
+        checks["real"] = _real_clips(model, meta, args.video)
+    worst = 0.0
+    for name, clips in checks.items():
+        diff = max_abs_difference(out, model, clips)
+        worst = max(worst, diff)
+        shape = tuple(clips.shape)
+        print(f"check {name:6s} clips {shape}: max |{args.format} - torch| = {diff:.2e}")
+    if worst > args.atol:
+        raise MarsError(
+            f"{out}: the exported model differs from PyTorch by {worst:.2e} > {args.atol:.0e} "
+            "(file kept for inspection)"
+        )
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {meta.arch}, dynamic batch)")
+    return 0
+
+
+def _real_clips(model: torch.nn.Module, meta, videos: list[str], per_video: int = 2):
+    """(K, 3, T, S, S) normalised clips of ``videos``, preprocessed as predict does."""
+    if meta.modality != "rgb":
+        raise MarsError(f"--video needs an RGB-input checkpoint; this one takes {meta.modality}")
+    recognizer = Recognizer(model, meta, device="cpu", optimize=False)
+    clips = [
+        clip.frames
+        for video in videos
+        for clip in itertools.islice(recognizer.iter_clips(video), per_video)
+    ]
+    with torch.inference_mode():
+        return recognizer.preprocessing.normalize(torch.from_numpy(np.stack(clips)))

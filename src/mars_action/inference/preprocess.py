@@ -2,20 +2,24 @@
 
 The released code tests on frames stored at 25 fps with a short side of 256, scales
 each frame so its short side equals the crop size, takes the centre crop, and
-subtracts the ActivityNet mean (std 1). :class:`Preprocessing` holds those numbers
-for one checkpoint; frames are cropped one by one as they are decoded (so a long
-video never sits in memory at full size) and normalised on the model's device.
+subtracts the ActivityNet mean (std 1); the data stage's test transform does the
+same and is reused here, so predictions match evaluation. :class:`Preprocessing`
+holds those numbers for one checkpoint; frames are cropped one by one as they are
+decoded (a long video never sits in memory at full size) and normalised on the
+model's device.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-import cv2
 import numpy as np
 import torch
 
+from mars_action.data.sampling import clip_indices
+from mars_action.data.transforms import corner_box, crop_resize
 from mars_action.models.checkpoint import CheckpointMeta
+from mars_action.video.decode import resize_short_side
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,10 +49,12 @@ class Preprocessing:
 
         The frame is first brought to the stored short side (a no-op for frames
         decoded with ``short_side=self.short_side``), so arrays and files take the
-        same path, then scaled to the crop size and centre-cropped.
+        same path; then the data stage's test crop: the centre square of the short
+        side, resized to the crop size (as evaluation does).
         """
-        frame = resize_short_side(frame, self.short_side)
-        return center_crop(resize_short_side(frame, self.crop_size), self.crop_size)
+        frame = resize_short_side(frame, self.short_side)[None]  # (1, H, W, 3)
+        box = corner_box(frame.shape[1], frame.shape[2], 1.0, "c")
+        return crop_resize(frame, box, self.crop_size)[0]
 
     def normalize(self, clips: torch.Tensor) -> torch.Tensor:
         """(B, T, S, S, 3) uint8 -> (B, 3, T, S, S) float32 minus mean, over std."""
@@ -58,28 +64,51 @@ class Preprocessing:
         return (x - mean) / std
 
 
-def resize_short_side(frame: np.ndarray, short_side: int) -> np.ndarray:
-    """Scale (H, W, C) so min(H, W) == ``short_side``, keeping the aspect ratio.
+@dataclasses.dataclass
+class Clip:
+    """``clip_len`` cropped frames (T, S, S, 3) uint8 and their span in seconds."""
 
-    Area averaging when shrinking (no aliasing, close to PIL's filtered resize the
-    released code used), bilinear when enlarging.
+    frames: np.ndarray
+    start: float
+    end: float
+
+
+class ClipAssembler:
+    """Groups cropped frames into the clips the paper tests on.
+
+    Every non-overlapping ``clip_len`` run of frames is a clip and a tail shorter than
+    a clip is dropped; a video with fewer frames than one clip gives one clip of its
+    frames looped, as training does, and says so in ``looped``.
     """
-    height, width = frame.shape[:2]
-    if min(height, width) == short_side:
-        return frame
-    scale = short_side / min(height, width)
-    size = (max(short_side, round(width * scale)), max(short_side, round(height * scale)))
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    return cv2.resize(frame, size, interpolation=interpolation)
 
+    def __init__(self, clip_len: int, fps: float):
+        self.clip_len = clip_len
+        self.frame_s = 1.0 / fps
+        self.num_frames = 0
+        self.num_clips = 0
+        self.looped = False
+        self._frames: list[np.ndarray] = []
+        self._times: list[float] = []
 
-def center_crop(frame: np.ndarray, size: int) -> np.ndarray:
-    """The central ``size`` x ``size`` window of (H, W, C), H and W >= size."""
-    height, width = frame.shape[:2]
-    top, left = (height - size) // 2, (width - size) // 2
-    return frame[top : top + size, left : left + size]
+    def add(self, timestamp: float, frame: np.ndarray) -> Clip | None:
+        """Take one cropped frame; return a clip when this frame completes one."""
+        self.num_frames += 1
+        self._frames.append(frame)
+        self._times.append(timestamp)
+        if len(self._frames) < self.clip_len:
+            return None
+        return self._emit(np.stack(self._frames))
 
+    def finish(self) -> Clip | None:
+        """At the end of the video: the looped clip if no full clip was made."""
+        if self.num_clips or not self._frames:
+            return None
+        self.looped = True
+        looped = clip_indices(0, len(self._frames), self.clip_len)  # 0, 1, .., n-1, 0, 1, ..
+        return self._emit(np.stack(self._frames)[looped])
 
-def loop_frames(frames: np.ndarray, clip_len: int) -> np.ndarray:
-    """(N, ...) with N < clip_len -> (clip_len, ...) repeating the frames in order."""
-    return frames[np.arange(clip_len) % len(frames)]
+    def _emit(self, frames: np.ndarray) -> Clip:
+        clip = Clip(frames, self._times[0], self._times[-1] + self.frame_s)
+        self._frames, self._times = [], []
+        self.num_clips += 1
+        return clip

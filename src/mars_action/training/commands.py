@@ -1,5 +1,47 @@
-"""Subcommands of this stage (filled in by the stage's issue)."""
+"""``mars train CONFIG [key=value ...] [--run-dir DIR] [--resume] [--gpus N]``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from mars_action.training.config import load_experiment
+from mars_action.training.distributed import launch
+from mars_action.training.trainer import train
 
 
-def register(subparsers) -> None:
-    pass
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train an RGB, Flow, MERS or MARS stream from a YAML experiment",
+        description="Train the stream a YAML experiment describes (configs/...). Dotted "
+        "overrides go after the file, e.g. `mars train configs/paper/hmdb51_mars_16f.yaml "
+        "distill.teacher=runs/flow/checkpoints/best.pt recipe=released`.",
+    )
+    parser.add_argument("config", help="the experiment YAML (or a run folder's config.yaml)")
+    parser.add_argument("overrides", nargs="*", help="KEY=VALUE, e.g. optim.lr=0.01")
+    parser.add_argument("--run-dir", help="run folder (default: runs/<config name>)")
+    parser.add_argument(
+        "--resume", action="store_true",
+        help="continue from RUN_DIR/checkpoints/last.pt (starts afresh when there is none)",
+    )
+    parser.add_argument(
+        "--gpus", type=int,
+        help="start N processes with torchrun, one per GPU (without CUDA: N CPU processes)",
+    )
+    parser.set_defaults(handler=_train)
+
+
+def _train(args: argparse.Namespace) -> int:
+    config = load_experiment(args.config, args.overrides)
+    run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / config.name
+    if args.gpus and args.gpus > 1 and "LOCAL_RANK" not in os.environ:
+        argv = ["train", args.config, *args.overrides, "--run-dir", str(run_dir)]
+        return launch(argv + (["--resume"] if args.resume else []), args.gpus)
+    summary = train(config, run_dir, resume=args.resume)
+    if int(os.environ.get("RANK", "0")) == 0:
+        best = (f"best val acc {summary.best_val_acc:.4f} at epoch {summary.best_epoch}"
+                if summary.best_epoch else "no best epoch")
+        print(f"mars train: {summary.epochs} epochs, {best}; run folder {summary.run_dir}")
+    return 0

@@ -12,6 +12,7 @@ that goes into the report.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import multiprocessing
 import os
@@ -52,6 +53,7 @@ class BatchSummary:
     shard: tuple[int, int]
     results: list[ItemResult]
     seconds: float
+    not_run: int = 0  # items of this shard never started (the run was interrupted)
 
     def count(self, status: str) -> int:
         return sum(result.status == status for result in self.results)
@@ -62,8 +64,8 @@ class BatchSummary:
 
     @property
     def exit_code(self) -> int:
-        """0 when nothing failed, else 1 (the batch itself ran to its end)."""
-        return 1 if self.failures else 0
+        """0 when every item is done or skipped, else 1."""
+        return 1 if self.failures or self.not_run else 0
 
     def format(self, max_failures: int = 20) -> str:
         """Summary lines: the counts, then one line per failure (the first ``max_failures``)."""
@@ -71,11 +73,21 @@ class BatchSummary:
         lines = [
             f"{self.desc}{shard}: {self.count('done')} done, {self.count('skipped')} skipped, "
             f"{self.count('failed')} failed in {self.seconds:.1f} s"
+            + (f", {self.not_run} not run (interrupted)" if self.not_run else "")
         ]
-        lines += [f"  failed: {r.item}: {r.reason}" for r in self.failures[:max_failures]]
+        lines += [f"  failed: {_named(r)}" for r in self.failures[:max_failures]]
         if len(self.failures) > max_failures:
             lines.append(f"  ... and {len(self.failures) - max_failures} more (see the report)")
         return "\n".join(lines)
+
+
+def _named(result: ItemResult) -> str:
+    """The reason, prefixed with the item unless the reason already names it."""
+    return (
+        result.reason
+        if result.reason.startswith(result.item)
+        else f"{result.item}: {result.reason}"
+    )
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -132,16 +144,19 @@ def run_batch(
         else:
             todo.append((position, item))
     bar = tqdm(total=len(todo), desc=desc, unit="item", disable=None, file=sys.stderr)
+    failed = 0
     try:
         for position, result in _execute(todo, job, workers, key):
             results[position] = result
             bar.update()
             if result.status == "failed":
-                bar.set_postfix(failed=sum(r.status == "failed" for r in results.values()))
+                failed += 1
+                bar.set_postfix(failed=failed)
     finally:
         bar.close()
         ordered = [results[position] for position in sorted(results)]
-        summary = BatchSummary(desc, shard, ordered, time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        summary = BatchSummary(desc, shard, ordered, seconds, len(mine) - len(ordered))
         if report_path is not None:
             write_report(summary, report_path)
     return summary
@@ -221,14 +236,22 @@ def write_report(summary: BatchSummary, path: str | Path) -> tuple[Path, Path]:
         "shard": f"{summary.shard[0]}/{summary.shard[1]}",
         "seconds": round(summary.seconds, 3),
         **{status: summary.count(status) for status in ("done", "skipped", "failed")},
+        "not_run": summary.not_run,
         "items": [asdict(result) for result in summary.results],
     }
-    json_path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    _write_atomic(json_path, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
     figure_names = sorted({name for r in summary.results for name in r.figures})
-    with csv_path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["item", "status", "reason", "seconds", *figure_names])
-        for r in summary.results:
-            figures = [r.figures.get(name, "") for name in figure_names]
-            writer.writerow([r.item, r.status, r.reason, f"{r.seconds:.3f}", *figures])
+    table = io.StringIO(newline="")
+    writer = csv.writer(table)
+    writer.writerow(["item", "status", "reason", "seconds", *figure_names])
+    for r in summary.results:
+        figures = [r.figures.get(name, "") for name in figure_names]
+        writer.writerow([r.item, r.status, r.reason, f"{r.seconds:.3f}", *figures])
+    _write_atomic(csv_path, table.getvalue())
     return json_path, csv_path
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8", newline="")
+    os.replace(tmp, path)

@@ -77,7 +77,9 @@ def read_flow(
         x = _read_jpeg(video_dir / name_x, cv2.IMREAD_GRAYSCALE)
         y = _read_jpeg(video_dir / name_y, cv2.IMREAD_GRAYSCALE)
         if x.shape != y.shape:
-            raise VideoError(f"{video_dir / name_y}: size {y.shape} differs from {name_x} {x.shape}")
+            raise VideoError(
+                f"{video_dir / name_y}: size {y.shape} differs from {name_x} {x.shape}"
+            )
         fields.append(np.stack([x, y], axis=-1))
     return _stack(fields, video_dir, channels=2)
 
@@ -200,11 +202,7 @@ def list_video_dirs(root: str | Path) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         raise VideoError(f"{root}: frame store folder not found")
-    return sorted(
-        video
-        for class_dir in _visible_dirs(root)
-        for video in _visible_dirs(class_dir)
-    )
+    return sorted(video for class_dir in _visible_dirs(root) for video in _visible_dirs(class_dir))
 
 
 def _visible_dirs(folder: Path) -> list[Path]:

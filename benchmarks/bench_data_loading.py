@@ -1,0 +1,187 @@
+"""Training-clip loading speed of one worker at 16x112x112: our datasets vs a per-frame PIL loader.
+
+A small frame store is built in a temporary folder from UCF101-subset clips (decoded
+with ``mars_action.video`` at 25 fps, short side 256; flow fields from OpenCV
+Farneback quantized with ``mars_action.flow.quantize``, stored as the frame store's
+``TVL1jpg_`` JPEGs), or from synthetic frames when the subset is absent. In one
+single-threaded process - what one DataLoader worker does - it then times training
+clips (random start, multi-scale corner crop, flip, normalization) from:
+
+- ``rgb``: the frame store, RGB (``ClipDataset`` + ``FrameStoreSource``);
+- ``rgb+flow``: the frame store, RGB and flow with the same crop and flip;
+- ``rgb_mp4``: RGB decoded straight from the mp4 files (``VideoFileSource``);
+- ``pil_rgb`` / ``pil_rgb+flow``: the released code's way, per frame: open the
+  JPEG with PIL, convert, crop, resize (bilinear), to tensor, normalize, stack.
+
+    python benchmarks/bench_data_loading.py [--videos 6] [--clips 30] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from harness import time_call, write_result
+from PIL import Image, ImageOps
+
+from mars_action.data import (
+    ClipDataset,
+    FrameStoreSource,
+    RandomClip,
+    TrainTransform,
+    VideoFileSource,
+    VideoRecord,
+)
+from mars_action.data.sampling import random_start
+from mars_action.data.transforms import FLOW_CENTER, RGB_MEAN, sample_corner_box
+from mars_action.flow.quantize import quantize
+from mars_action.video import framestore
+from mars_action.video.decode import decode_video
+
+SUBSET = Path(
+    os.environ.get(
+        "MARS_UCF101_SUBSET", Path(__file__).resolve().parents[2] / "shared/data/ucf101-subset"
+    )
+)
+CLIP_LEN, CROP = 16, 112
+
+
+def source_videos(count: int, max_frames: int) -> list[tuple[str, np.ndarray, Path | None]]:
+    """(name, frames (T, 256, W, 3), mp4 path) of real clips, else synthetic ones (no mp4)."""
+    clips = sorted(SUBSET.glob("*/*.mp4"))[:: max(1, 197 // max(count, 1))][:count]
+    if clips:
+        return [(c.stem, decode_video(c)[:max_frames], c) for c in clips]
+    rng = np.random.default_rng(0)
+    texture = rng.integers(0, 256, (256, 400, 3), dtype=np.uint8)
+    frames = np.stack([np.roll(texture, 3 * t, axis=1)[:, :340] for t in range(max_frames)])
+    return [(f"synthetic{i}", frames, None) for i in range(count)]
+
+
+def build_store(root: Path, videos) -> list[VideoRecord]:
+    """Write RGB + Farneback flow of each video as ``<root>/bench/<name>/``."""
+    records = []
+    for name, frames, _ in videos:
+        folder = root / "bench" / name
+        framestore.write_frames(folder, frames)
+        gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
+        images = []
+        for i in range(len(frames) - 1):
+            flow = cv2.calcOpticalFlowFarneback(gray[i], gray[i + 1], None, 0.5, 3, 15, 3, 5, 1.2, 0)
+            codes = quantize(flow)  # (H, W, 2) uint8
+            x_name, y_name = framestore.flow_names(i)
+            images += [(x_name, codes[..., 0]), (y_name, codes[..., 1])]
+        framestore.write_jpegs_atomic(folder, images)
+        records.append(VideoRecord(name, f"bench/{name}", 0, "train"))
+    return records
+
+
+def ours(records, source) -> ClipDataset:
+    return ClipDataset(records, ["bench"], source, RandomClip(CLIP_LEN), TrainTransform(CROP))
+
+
+def pil_clip(folder: Path, modalities: tuple[str, ...], num_frames: int, rng) -> dict:
+    """The released code's loader: one PIL image per frame, cropped, resized, to tensor."""
+    start = random_start(num_frames, CLIP_LEN, rng)
+    with Image.open(folder / "00001.jpg") as first:
+        width, height = first.size
+    top, left, size = sample_corner_box(height, width, rng)
+    flip = rng.random() < 0.5
+    box = (left, top, left + size, top + size)
+
+    def load(name: str, mode: str) -> Image.Image:
+        with Image.open(folder / name) as image:
+            image = image.convert(mode).crop(box).resize((CROP, CROP), Image.BILINEAR)
+        return ImageOps.mirror(image) if flip else image
+
+    def tensor(image: Image.Image) -> torch.Tensor:
+        return torch.from_numpy(np.array(image)).float()  # (H, W[, C])
+
+    item = {}
+    indices = range(start, start + CLIP_LEN)
+    if "rgb" in modalities:
+        mean = torch.tensor(RGB_MEAN).view(3, 1, 1)
+        frames = [tensor(load(framestore.rgb_name(i), "RGB")).permute(2, 0, 1) - mean for i in indices]
+        item["rgb"] = torch.stack(frames, 1)  # (3, T, H, W)
+    if "flow" in modalities:
+        fields = []
+        for i in indices:
+            x_name, y_name = framestore.flow_names(i)
+            x = load(x_name, "L")
+            x = ImageOps.invert(x) if flip else x  # flipping flow negates x: 255 - code
+            fields.append(torch.stack([tensor(x), tensor(load(y_name, "L"))]) - FLOW_CENTER)
+        item["flow"] = torch.stack(fields, 1)  # (2, T, H, W)
+    return item
+
+
+def loader_fn(load_one, count: int):
+    def run() -> None:
+        for k in range(count):
+            load_one(k)
+
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--videos", type=int, default=6)
+    parser.add_argument("--max-frames", type=int, default=100)
+    parser.add_argument("--clips", type=int, default=30, help="clips per timed round")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+
+    videos = source_videos(args.videos, args.max_frames)
+    with tempfile.TemporaryDirectory(prefix="bench-data-") as tmp:
+        root = Path(tmp)
+        records = build_store(root, videos)
+        counts = [len(frames) - 1 for _, frames, _ in videos]  # usable with flow
+        rng = np.random.default_rng(0)
+        loaders = {}
+        for modality in ("rgb", "rgb+flow"):
+            data = ours(records, FrameStoreSource(root, modality.split("+")))
+            loaders[modality] = loader_fn(lambda k, d=data: d[k % len(d)], args.clips)
+            loaders[f"pil_{modality}"] = loader_fn(
+                lambda k, m=tuple(modality.split("+")): pil_clip(
+                    root / records[k % len(records)].path, m, counts[k % len(records)], rng
+                ),
+                args.clips,
+            )
+        mp4s = [(r, path) for r, (_, _, path) in zip(records, videos, strict=True) if path]
+        if mp4s:
+            mp4_records = [VideoRecord(r.video_id, str(p), 0, "train") for r, p in mp4s]
+            data = ours(mp4_records, VideoFileSource("/"))
+            loaders["rgb_mp4"] = loader_fn(lambda k, d=data: d[k % len(d)], args.clips)
+        torch.manual_seed(0)
+        seconds = {name: time_call(fn, warmup=1, repeat=args.rounds) for name, fn in loaders.items()}
+
+    clips_per_s = {name: round(args.clips / s, 2) for name, s in seconds.items()}
+    speedup = {
+        "rgb": round(clips_per_s["rgb"] / clips_per_s["pil_rgb"], 2),
+        "rgb+flow": round(clips_per_s["rgb+flow"] / clips_per_s["pil_rgb+flow"], 2),
+    }
+    if "rgb_mp4" in clips_per_s:
+        speedup["rgb_mp4"] = round(clips_per_s["rgb_mp4"] / clips_per_s["pil_rgb"], 2)
+    figures = {
+        "clips_per_s": clips_per_s,
+        "speedup_vs_pil": speedup,
+        "target_speedup": 2.0,
+        "clip": f"{CLIP_LEN}x{CROP}x{CROP}",
+        "videos": len(videos),
+        "frame_size": list(videos[0][1].shape[1:3]),
+        "source": "ucf101-subset" if mp4s else "synthetic",
+        "threads": 1,
+    }
+    summary = "data loading (1 worker, 16x112x112 clips/s): " + ", ".join(
+        f"{name} {value}" for name, value in clips_per_s.items()
+    ) + "; speedup vs PIL: " + ", ".join(f"{k} {v}x" for k, v in speedup.items())
+    write_result("data_loading", figures, summary)
+
+
+if __name__ == "__main__":
+    main()

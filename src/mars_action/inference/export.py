@@ -1,0 +1,157 @@
+"""Export a checkpoint to TorchScript or ONNX, with a dynamic batch axis, and check it.
+
+Both files carry the checkpoint's meta as JSON (class names, clip length, crop,
+fps, normalisation) so a deployment needs nothing else. ONNX goes through the
+``torch.export`` (dynamo) exporter, the maintained path in PyTorch 2.9+, and is
+checked against PyTorch with ONNX Runtime on the CPU. Nothing here uses a network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from mars_action.models.checkpoint import CheckpointMeta
+
+FORMATS = ("torchscript", "onnx")
+META_KEY = "mars_action.meta"
+INPUT_NAME, OUTPUT_NAME = "clips", "logits"
+_SUFFIX = {"torchscript": ".torchscript.pt", "onnx": ".onnx"}
+
+
+def default_output(checkpoint: str | Path, fmt: str) -> Path:
+    """``runs/x/best.pt`` -> ``runs/x/best.onnx`` (or ``best.torchscript.pt``)."""
+    path = Path(checkpoint)
+    return path.with_name(path.stem + _SUFFIX[fmt])
+
+
+def random_clips(meta: CheckpointMeta, batch: int, seed: int = 0) -> torch.Tensor:
+    """(B, C, T, S, S) normalised clips of uniform 0-255 pixels (or flow codes)."""
+    generator = torch.Generator().manual_seed(seed)
+    shape = (batch, meta.in_channels, meta.clip_len, meta.crop_size, meta.crop_size)
+    raw = torch.rand(shape, generator=generator) * 255.0
+    mean = torch.tensor(meta.mean).view(1, -1, 1, 1, 1)
+    std = torch.tensor(meta.std).view(1, -1, 1, 1, 1)
+    return (raw - mean) / std
+
+
+def export_model(model: nn.Module, meta: CheckpointMeta, out: str | Path, fmt: str) -> Path:
+    """Write ``model`` (eval mode) as ``fmt``; the file appears only once complete."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}; choose from {FORMATS}")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    example = random_clips(meta, batch=2)
+    meta_json = json.dumps(dataclasses.asdict(meta))
+    model = model.eval()
+    try:
+        if fmt == "torchscript":
+            _save_torchscript(model, example, meta_json, tmp)
+        else:
+            _save_onnx(model, example, meta_json, tmp)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def _save_torchscript(model: nn.Module, example: torch.Tensor, meta_json: str, path: Path):
+    # torch.jit is deprecated in favour of torch.export, but TorchScript is what
+    # C++ (libtorch) and older runtimes load; tracing is exact for this graph.
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore", category=DeprecationWarning)
+        warnings.simplefilter("ignore", category=FutureWarning)
+        traced = torch.jit.trace(model, example, check_trace=False)
+        torch.jit.save(traced, str(path), _extra_files={"meta.json": meta_json})
+
+
+def _save_onnx(model: nn.Module, example: torch.Tensor, meta_json: str, path: Path):
+    batch = torch.export.Dim("batch", min=1)
+    with _quiet_onnx_exporter():
+        program = torch.onnx.export(
+            model,
+            (example,),
+            dynamo=True,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes=({0: batch},),
+            verbose=False,
+        )
+    program.model.metadata_props[META_KEY] = meta_json
+    program.save(str(path), external_data=False)
+
+
+@contextlib.contextmanager
+def _quiet_onnx_exporter() -> Iterator[None]:
+    """Hide the exporter's progress lines and its notes about torchvision ops."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                yield
+    finally:
+        logger.setLevel(level)
+
+
+def read_exported_meta(path: str | Path) -> CheckpointMeta:
+    """The checkpoint meta stored in an exported file (either format)."""
+    path = Path(path)
+    if path.suffix == ".onnx":
+        import onnx
+
+        proto = onnx.load(str(path), load_external_data=False)
+        props = {p.key: p.value for p in proto.metadata_props}
+        return CheckpointMeta.from_dict(json.loads(props[META_KEY]))
+    files = {"meta.json": ""}
+    torch.jit.load(str(path), map_location="cpu", _extra_files=files)
+    return CheckpointMeta.from_dict(json.loads(files["meta.json"]))
+
+
+def load_exported(path: str | Path) -> Callable[[torch.Tensor], np.ndarray]:
+    """A CPU function clips (B, C, T, S, S) -> logits (B, classes) of an exported file.
+
+    ONNX runs in ONNX Runtime, TorchScript in libtorch; the session (or module) is
+    made once, so calling the function repeatedly measures inference alone.
+    """
+    path = Path(path)
+    if path.suffix == ".onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return lambda clips: session.run([OUTPUT_NAME], {INPUT_NAME: clips.cpu().numpy()})[0]
+    module = torch.jit.load(str(path), map_location="cpu")
+
+    def run(clips: torch.Tensor) -> np.ndarray:
+        with torch.inference_mode():
+            return module(clips.cpu()).numpy()
+
+    return run
+
+
+def run_exported(path: str | Path, clips: torch.Tensor) -> np.ndarray:
+    """Logits (B, classes) of an exported file on ``clips`` (one call)."""
+    return load_exported(path)(clips)
+
+
+def max_abs_difference(path: str | Path, model: nn.Module, clips: torch.Tensor) -> float:
+    """Largest |exported - PyTorch| over the logits of ``clips`` (B, C, T, S, S)."""
+    with torch.inference_mode():
+        reference = model.eval().cpu()(clips.cpu()).numpy()
+    exported = run_exported(path, clips)
+    if exported.shape != reference.shape:
+        raise RuntimeError(f"{path}: output shape {exported.shape}, expected {reference.shape}")
+    return float(np.abs(exported - reference).max())

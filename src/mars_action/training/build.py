@@ -1,0 +1,122 @@
+"""From a resolved config to the objects a run needs: model, teacher, meta, phase engine."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from mars_action.config import to_dict
+from mars_action.errors import MarsError
+from mars_action.models import CheckpointMeta, build_model, load_checkpoint
+from mars_action.models.registry import canonical_name
+from mars_action.training.config import ExperimentConfig
+from mars_action.training.distributed import Process
+from mars_action.training.engine import Engine, amp_dtype, make_scaler
+from mars_action.training.losses import Objective, Phase, StreamLoss, Student, load_teacher
+from mars_action.training.optim import (
+    build_optimizer,
+    build_scheduler,
+    freeze_except,
+    trainable_children,
+)
+
+
+def in_channels(stream: str) -> int:
+    """The student's input channels: 2 for the Flow stream, 3 for RGB, MERS and MARS."""
+    return 2 if stream == "flow" else 3
+
+
+def build_student(config: ExperimentConfig, num_classes: int) -> nn.Module:
+    """A fresh model, or a pretrained one with a new classifier when the class count differs."""
+    channels = in_channels(config.stream)
+    path = config.model.pretrained
+    if path is None:
+        return build_model(config.model.arch, in_channels=channels, num_classes=num_classes)
+    modality = "flow" if channels == 2 else "rgb"
+    model, meta = load_checkpoint(path, arch=config.model.arch, expect_modality=modality)
+    if canonical_name(meta.arch) != canonical_name(config.model.arch):
+        raise MarsError(f"{path}: a {meta.arch} checkpoint, but model.arch is {config.model.arch}")
+    if meta.num_classes != num_classes:
+        model.reset_classifier(num_classes)
+    return model
+
+
+def prepare(model: nn.Module, config: ExperimentConfig, process: Process) -> nn.Module:
+    """SyncBatchNorm across processes, memory layout, device."""
+    if config.model.sync_bn and process.distributed:
+        if process.device.type != "cuda":
+            raise MarsError("model.sync_bn: SyncBatchNorm needs CUDA (one GPU per process)")
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if config.model.channels_last:
+        model = model.to(memory_format=torch.channels_last_3d)
+    return model.to(process.device)
+
+
+def build_teacher(config: ExperimentConfig, student: nn.Module, process: Process) -> nn.Module:
+    teacher = load_teacher(config.distill.teacher, student, config.distill.feature, process.device)
+    if config.model.channels_last:
+        teacher = teacher.to(memory_format=torch.channels_last_3d)
+    return teacher
+
+
+def make_meta(config: ExperimentConfig, class_names: list[str]) -> CheckpointMeta:
+    """What the trained model needs at use time; the full resolved config as provenance."""
+    provenance = {"config": to_dict(config), "teacher": config.distill.teacher,
+                  "pretrained": config.model.pretrained}
+    return CheckpointMeta(
+        arch=canonical_name(config.model.arch),
+        in_channels=in_channels(config.stream),
+        num_classes=len(class_names),
+        stream=config.stream,
+        class_names=list(class_names),
+        clip_len=config.data.clip_len,
+        crop_size=config.data.crop_size,
+        fps=config.data.fps,
+        short_side=config.data.short_side,
+        std=[1.0 / config.data.flow_scale] * 2 if config.stream == "flow" else [],
+        provenance=provenance,
+    )
+
+
+def build_engine(
+    phase: Phase, model: nn.Module, teacher: nn.Module | None, config: ExperimentConfig,
+    process: Process,
+) -> tuple[Engine, object, list[str]]:
+    """The engine and scheduler of one phase, and the model's frozen children.
+
+    Freezing happens before the DDP wrap: DDP registers gradient hooks for the
+    parameters that require gradients when it is built, so each phase wraps anew.
+    """
+    trainable = trainable_children(config.model.ft_begin_index, phase.trainable)
+    frozen = freeze_except(model, trainable)
+    optim = config.optim
+    optimizer = build_optimizer(model, phase.lr, optim.momentum, optim.dampening,
+                                optim.weight_decay, optim.nesterov)
+    scheduler = build_scheduler(optimizer, config.schedule, phase.end_epoch - phase.first_epoch)
+    student = Student(model, phase.objective)
+    if process.distributed:
+        device_ids = [process.device] if process.device.type == "cuda" else None
+        student = DistributedDataParallel(student, device_ids=device_ids)
+    dtype = amp_dtype(config.train.amp, process.device)
+    engine = Engine(
+        student=student,
+        loss=StreamLoss(phase.objective, teacher if phase.objective.alpha else None),
+        optimizer=optimizer,
+        scaler=make_scaler(dtype, process.device),
+        process=process,
+        amp_dtype=dtype,
+        channels_last=config.model.channels_last,
+        grad_accum=config.train.grad_accum,
+    )
+    return engine, scheduler, frozen
+
+
+def needs_teacher(phases: list[Phase]) -> bool:
+    return any(p.objective.alpha for p in phases)
+
+
+def modalities(objectives: list[Objective]) -> tuple[str, ...]:
+    """The clips the data must provide: each input, plus flow when a teacher reads it."""
+    keys = {o.input for o in objectives} | {"flow" for o in objectives if o.alpha}
+    return tuple(m for m in ("rgb", "flow") if m in keys)

@@ -1,0 +1,221 @@
+"""The experiment config: typed sections, the two recipes, and checks with clear errors.
+
+A YAML file in ``configs/`` fills :class:`ExperimentConfig`; ``a.b=value`` overrides
+go on top (:func:`mars_action.config.load_config`). Optimizer fields left empty
+(``null``) are filled by the ``recipe``:
+
+- ``paper`` (section 4.2): SGD momentum 0.9, no dampening, weight decay 5e-4,
+  lr 0.1 (0.01 for a 64-frame Flow stream), whether from scratch or fine-tuning.
+- ``released`` (the authors' code): SGD momentum 0.9, dampening 0.9, weight decay
+  1e-3 from scratch; lr 1e-3 and weight decay 1e-5 when fine-tuning.
+
+Both step the learning rate with ReduceLROnPlateau on the validation loss
+(patience 10, factor 0.1): the released code does, and the paper follows its
+reference [11], which does too. The resolved config (recipe applied) is what the
+run folder keeps, so a run never depends on these defaults changing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mars_action.config import load_config
+from mars_action.errors import MarsError
+from mars_action.models import FEATURE_NAMES
+
+STREAMS = ("rgb", "flow", "mars", "mers")
+RECIPES = ("paper", "released")
+SCHEDULERS = ("plateau", "step", "cosine", "constant")
+AMP_MODES = ("auto", "bf16", "fp16", "off")
+MERS_VARIANTS = ("sequential", "joint")
+
+
+@dataclass
+class DataConfig:
+    """Where clips come from: the arguments of ``mars_action.data.load_annotations`` and
+    ``make_dataset``. Training clips are random with multi-scale corner crops and flips;
+    validation clips are the centre clip of each held-out video, centre-cropped."""
+
+    format: str = "folder"  # ucf101 | hmdb51 | kinetics | minikinetics | sthsth-v1 | folder | ...
+    root: str | None = None  # the videos (<class>/<video>.<ext>)
+    annotations: str | None = None  # annotation file or folder of the format
+    frame_root: str | None = None  # frame store (<class>/<video>/00001.jpg); needed for flow
+    fold: int = 1  # UCF101 / HMDB51 split number
+    val_fraction: float = 0.1  # of each class's train videos, held out for validation
+    split_seed: int = 0  # seed of that held-out draw (kept apart from train.seed)
+    use_test_as_val: bool = False  # the released code's model selection on the test split
+    clip_len: int = 16
+    crop_size: int = 112
+    stride: int = 1  # temporal stride inside a clip
+    flow_prefix: str = "TVL1jpg_"
+    flow_scale: float = 1.0  # flow input = (code - 127.5) * flow_scale
+    fps: float = 25.0  # when decoding RGB from video files
+    short_side: int = 256
+    on_missing: str = "error"  # empty or missing frame folders: error | skip
+    batch_size: int = 32
+    num_workers: int = 4
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "resnext101"
+    pretrained: str | None = None  # a checkpoint to fine-tune from (ours or a released .pth)
+    ft_begin_index: int = 0  # 0: train all; k in 1..4: layer{k..4} + fc; 5: fc only
+    frozen_bn: str | None = None  # frozen layers' BN statistics: "freeze" | "update" (recipe)
+    channels_last: bool = False  # channels_last_3d memory layout (faster convs on GPU)
+    sync_bn: bool = False  # SyncBatchNorm across processes (multi-GPU, small batches)
+
+
+@dataclass
+class OptimConfig:
+    """SGD; ``None`` means: the recipe's value."""
+
+    lr: float | None = None
+    momentum: float | None = None
+    dampening: float | None = None
+    weight_decay: float | None = None
+    nesterov: bool = False
+
+
+@dataclass
+class ScheduleConfig:
+    epochs: int = 250
+    scheduler: str = "plateau"  # plateau (on val loss) | step | cosine | constant
+    patience: int = 10
+    factor: float = 0.1
+    milestones: list[int] = field(default_factory=list)  # step: epochs where lr *= factor
+    min_lr: float = 0.0
+
+
+@dataclass
+class DistillConfig:
+    """The frozen Flow teacher of MARS and MERS."""
+
+    teacher: str | None = None  # a Flow checkpoint (ours or a released Flow_*.pth)
+    alpha: float = 50.0
+    feature: str = "pooled"  # pooled | layer4 | layer3 | logits (section 5.3 ablation)
+    pool_maps: bool = True  # layer3/layer4: compare pooled vectors (else the whole maps)
+
+
+@dataclass
+class MersConfig:
+    """``sequential``: the paper's two steps; ``joint``: the released code's single loop."""
+
+    variant: str = "sequential"
+    classifier_epochs: int = 10  # sequential: the last epochs train only the classifier
+    classifier_lr: float | None = None  # sequential step 2; None: optim.lr
+
+
+@dataclass
+class TrainConfig:
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: str = "auto"  # auto (bf16 on CUDA where supported, else fp16; off on CPU) | ...
+    grad_accum: int = 1  # micro-batches per optimizer step
+    seed: int = 0
+    save_every_steps: int = 0  # also checkpoint mid-epoch every N optimizer steps (0: off)
+    eval_every: int = 1  # validate every N epochs (and after the last)
+    progress: bool = True
+    threads: int | None = None  # torch CPU threads (None: torch's default)
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = ""
+    stream: str = "rgb"  # rgb | flow | mars | mers
+    recipe: str = "paper"  # paper | released
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    mers: MersConfig = field(default_factory=MersConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def load_experiment(path: str | Path | None, overrides: list[str] = ()) -> ExperimentConfig:
+    """YAML + overrides -> a checked config with the recipe applied."""
+    config = load_config(ExperimentConfig, path, list(overrides))
+    if not config.name and path is not None:
+        config.name = Path(path).stem
+    return resolve(config)
+
+
+def resolve(config: ExperimentConfig) -> ExperimentConfig:
+    """Check the config and fill the recipe's values into the empty fields (a copy)."""
+    check(config)
+    config = dataclasses.replace(config)
+    defaults = recipe_defaults(config)
+    optim = config.optim
+    config.optim = dataclasses.replace(
+        optim, **{k: v for k, v in defaults.items() if getattr(optim, k) is None}
+    )
+    if config.model.frozen_bn is None:
+        frozen_bn = "update" if config.recipe == "released" else "freeze"
+        config.model = dataclasses.replace(config.model, frozen_bn=frozen_bn)
+    return config
+
+
+def recipe_defaults(config: ExperimentConfig) -> dict[str, float]:
+    """The optimizer values of ``config.recipe`` for this stream, clip length and start."""
+    finetune = config.model.pretrained is not None
+    if config.recipe == "released":
+        return {
+            "lr": 1e-3 if finetune else 0.1,
+            "momentum": 0.9,
+            "dampening": 0.9,
+            "weight_decay": 1e-5 if finetune else 1e-3,
+        }
+    long_flow = config.stream == "flow" and config.data.clip_len >= 64
+    return {
+        "lr": 0.01 if long_flow else 0.1,
+        "momentum": 0.9,
+        "dampening": 0.0,
+        "weight_decay": 5e-4,
+    }
+
+
+def check(config: ExperimentConfig) -> None:
+    """Reject values that would fail later, naming the key and the allowed values."""
+    _one_of("stream", config.stream, STREAMS)
+    _one_of("recipe", config.recipe, RECIPES)
+    _one_of("schedule.scheduler", config.schedule.scheduler, SCHEDULERS)
+    _one_of("train.amp", config.train.amp, AMP_MODES)
+    _one_of("mers.variant", config.mers.variant, MERS_VARIANTS)
+    _one_of("distill.feature", config.distill.feature, FEATURE_NAMES)
+    if config.model.frozen_bn is not None:
+        _one_of("model.frozen_bn", config.model.frozen_bn, ("freeze", "update"))
+    if not 0 <= config.model.ft_begin_index <= 5:
+        raise MarsError(f"model.ft_begin_index: {config.model.ft_begin_index} is not in 0..5")
+    for key, value in (("schedule.epochs", config.schedule.epochs),
+                       ("data.batch_size", config.data.batch_size),
+                       ("train.grad_accum", config.train.grad_accum),
+                       ("train.eval_every", config.train.eval_every)):
+        if value < 1:
+            raise MarsError(f"{key}: must be at least 1, got {value}")
+    if config.stream in ("mars", "mers"):
+        _check_distillation(config)
+
+
+def _check_distillation(config: ExperimentConfig) -> None:
+    if not config.distill.teacher:
+        raise MarsError(f"stream {config.stream}: distill.teacher (a Flow checkpoint) is required")
+    if config.stream != "mers":
+        return
+    if config.distill.feature not in ("pooled", "layer4") or not config.distill.pool_maps:
+        raise MarsError(
+            "mers: distill.feature must be the pooled feature the classifier reads "
+            f"(pooled, or layer4 pooled), got {config.distill.feature}"
+        )
+    sequential = config.mers.variant == "sequential"
+    if sequential and not 0 < config.mers.classifier_epochs < config.schedule.epochs:
+        raise MarsError(
+            f"mers.classifier_epochs: {config.mers.classifier_epochs} must be between 1 and "
+            f"schedule.epochs - 1 ({config.schedule.epochs - 1}) for the sequential variant"
+        )
+
+
+def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise MarsError(f"{key}: {value!r} is not one of {', '.join(allowed)}")

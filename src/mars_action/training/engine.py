@@ -1,0 +1,195 @@
+"""One loop for every stream: forward, loss parts, mixed precision, accumulation, metrics.
+
+The stream only changes the :class:`~mars_action.training.losses.Objective`
+inside ``Engine.loss``; this file never asks which stream it is training.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from mars_action.errors import MarsError
+from mars_action.training.distributed import Process, all_reduce_sum, any_process
+from mars_action.training.losses import StreamLoss
+
+PARTS = ("loss", "ce", "mse", "alpha_mse")
+
+
+class NonFiniteLoss(MarsError):
+    """The loss became NaN or infinite; the step was not applied."""
+
+
+@dataclass
+class Engine:
+    """What a training or validation step needs; built once per phase."""
+
+    student: nn.Module  # a losses.Student, wrapped in DDP when distributed
+    loss: StreamLoss
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    process: Process
+    amp_dtype: torch.dtype | None = None
+    channels_last: bool = False
+    grad_accum: int = 1
+
+    @property
+    def bare_student(self) -> nn.Module:
+        """The Student without DDP: validation must not join DDP's collectives."""
+        return self.student.module if isinstance(self.student, DistributedDataParallel) else (
+            self.student
+        )
+
+
+def amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
+    """``auto``: bf16 on a CUDA card that supports it, else fp16; no autocast on the CPU."""
+    if mode == "off" or (mode == "auto" and device.type != "cuda"):
+        return None
+    if mode == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if mode == "fp16" and device.type != "cuda":
+        raise MarsError("train.amp: fp16 needs CUDA; use bf16 or off on the CPU")
+    return torch.bfloat16 if mode == "bf16" else torch.float16
+
+
+def make_scaler(dtype: torch.dtype | None, device: torch.device) -> torch.amp.GradScaler:
+    """Loss scaling for fp16 only (bf16 has fp32's range)."""
+    return torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+
+
+def to_device(batch: dict, keys: Iterable[str], engine: Engine) -> dict:
+    """The ``keys`` clips and the labels of a collated batch on the engine's device."""
+    device = engine.process.device
+    out = {"label": batch["label"].to(device, non_blocking=True)}
+    for key in keys:
+        clips = batch[key].to(device, non_blocking=True)  # (B, C, T, H, W)
+        if engine.channels_last:
+            clips = clips.contiguous(memory_format=torch.channels_last_3d)
+        out[key] = clips
+    return out
+
+
+def input_keys(loss: StreamLoss) -> tuple[str, ...]:
+    """The clips a step reads: the student's input, and flow for the teacher."""
+    keys = (loss.objective.input,)
+    return keys + ("flow",) if loss.teacher is not None and "flow" not in keys else keys
+
+
+def forward_loss(
+    engine: Engine, batch: dict, student: nn.Module
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Loss parts and logits of one batch, under autocast when mixed precision is on."""
+    device_type = engine.process.device.type
+    with torch.autocast(device_type, dtype=engine.amp_dtype, enabled=engine.amp_dtype is not None):
+        logits, feature = student(batch[engine.loss.objective.input])
+        parts = engine.loss(logits, feature, batch)
+    return parts, logits
+
+
+class Meter:
+    """Sums of loss parts and correct clips on the device, reduced over processes once."""
+
+    def __init__(self, device: torch.device):
+        self.sums = torch.zeros(len(PARTS) + 2, dtype=torch.float64, device=device)
+        self.present: set[str] = set()
+
+    def add(self, parts: dict[str, torch.Tensor], logits: torch.Tensor, labels: torch.Tensor):
+        count = labels.numel()
+        self.present.update(k for k in PARTS if k in parts)
+        zero = logits.new_zeros((), dtype=torch.float64)
+        values = [parts[k].detach().double() * count if k in parts else zero for k in PARTS]
+        correct = (logits.detach().argmax(1) == labels).sum().double()
+        self.sums += torch.stack([*values, correct, zero + count])
+
+    def result(self, process: Process) -> dict[str, float]:
+        sums = all_reduce_sum(self.sums.clone(), process).tolist()
+        count = max(sums[-1], 1.0)
+        out = {k: sums[i] / count for i, k in enumerate(PARTS) if k in self.present}
+        return {**out, "acc": sums[-2] / count, "clips": int(sums[-1])}
+
+    def running(self) -> tuple[float, float]:
+        """(mean loss, accuracy) of this process so far, for the progress bar."""
+        loss, correct, count = self.sums[0].item(), self.sums[-2].item(), self.sums[-1].item()
+        return loss / max(count, 1.0), correct / max(count, 1.0)
+
+
+def check_finite(loss: torch.Tensor, process: Process, where: str) -> None:
+    """Stop every process together if the loss of any is NaN or infinite."""
+    value = loss.detach().float().item()
+    if any_process(not math.isfinite(value), process):
+        raise NonFiniteLoss(f"loss is {value} at {where}")
+
+
+def optimizer_step(engine: Engine) -> None:
+    engine.scaler.step(engine.optimizer)
+    engine.scaler.update()
+    engine.optimizer.zero_grad(set_to_none=True)
+
+
+def train_one_epoch(
+    engine: Engine, loader: Iterable, *, epoch: int, start_step: int = 0,
+    on_step: Callable[[int, Meter], None] | None = None, meter: Meter | None = None,
+    progress: bool = False,
+) -> tuple[dict[str, float], int]:
+    """Train over ``loader``; returns the epoch's metrics and its optimizer steps so far.
+
+    A resumed run passes the ``start_step`` optimizer steps already done in this
+    epoch and the ``meter`` sums of those steps; ``on_step(step, meter)`` runs after
+    every optimizer step (mid-epoch checkpoints).
+    """
+    meter = meter or Meter(engine.process.device)
+    keys, accum, process = input_keys(engine.loss), engine.grad_accum, engine.process
+    engine.optimizer.zero_grad(set_to_none=True)
+    step, pending, seen, started = start_step, 0, 0, time.perf_counter()
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}", leave=False, dynamic_ncols=True,
+               disable=not (progress and process.is_main))
+    for batch in bar:
+        batch = to_device(batch, keys, engine)
+        pending += 1
+        sync = pending == accum or not isinstance(engine.student, DistributedDataParallel)
+        with contextlib.nullcontext() if sync else engine.student.no_sync():
+            parts, logits = forward_loss(engine, batch, engine.student)
+            check_finite(parts["loss"], process, f"epoch {epoch + 1}, step {step + 1}")
+            engine.scaler.scale(parts["loss"] / accum).backward()
+        meter.add(parts, logits, batch["label"])
+        seen += batch["label"].numel() * process.world_size
+        if pending == accum:
+            optimizer_step(engine)
+            step, pending = step + 1, 0
+            if on_step is not None:
+                on_step(step, meter)
+        _show(bar, meter, seen / max(time.perf_counter() - started, 1e-9))
+    if pending:  # the epoch's last, partial accumulation
+        optimizer_step(engine)
+        step += 1
+    clips_per_s = seen / max(time.perf_counter() - started, 1e-9)
+    return {**meter.result(process), "clips_per_s": clips_per_s}, step
+
+
+def _show(bar: tqdm, meter: Meter, clips_per_s: float) -> None:
+    if bar.disable:
+        return
+    loss, acc = meter.running()
+    bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.3f}", clips_s=f"{clips_per_s:.1f}",
+                    refresh=False)
+
+
+@torch.no_grad()
+def evaluate(engine: Engine, loader: Iterable) -> dict[str, float]:
+    """Clip-level loss parts and accuracy of the objective being trained, over all processes."""
+    student = engine.bare_student
+    student.eval()
+    meter, keys = Meter(engine.process.device), input_keys(engine.loss)
+    for batch in loader:
+        batch = to_device(batch, keys, engine)
+        parts, logits = forward_loss(engine, batch, student)
+        meter.add(parts, logits, batch["label"])
+    return meter.result(engine.process)

@@ -1,0 +1,142 @@
+"""Frame extraction of a whole dataset: videos -> ``<out>/<class>/<video>/00001.jpg ...``."""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from mars_action.errors import MarsError
+from mars_action.video import framestore
+from mars_action.video.batch import BatchSummary, run_batch
+from mars_action.video.decode import iter_frames
+
+# Files in class folders that are certainly not videos (FFmpeg reads nearly anything
+# else, so other names are tried and fail with a reason if they are not videos).
+NOT_VIDEO = frozenset(
+    ".txt .csv .json .md .yaml .yml .xml .html .pdf .py .sh .log .lst .srt .vtt .ass"
+    " .jpg .jpeg .png .bmp .zip .tar .gz .tgz .rar .7z".split()
+)
+
+
+@dataclass(frozen=True)
+class VideoItem:
+    """One video to extract: its file and the class folder its frames go to."""
+
+    path: Path
+    class_name: str
+
+    @property
+    def stem(self) -> str:
+        return self.path.stem
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+
+def find_videos(source: str | Path) -> list[VideoItem]:
+    """Videos of a folder ``<source>/<class>/<video>.<ext>`` or of a text list of paths.
+
+    In a list, one path a line (blank lines and ``#`` comments skipped), relative paths
+    taken from the list's folder; the class is each video's parent folder name.
+    """
+    source = Path(source)
+    if source.is_dir():
+        items = [
+            VideoItem(path, class_dir.name)
+            for class_dir in sorted(_visible(source.iterdir()))
+            if class_dir.is_dir()
+            for path in sorted(_visible(class_dir.iterdir()))
+            if not path.is_dir() and path.suffix.lower() not in NOT_VIDEO
+        ]
+    elif source.is_file():
+        items = [VideoItem(path, path.parent.name) for path in _read_list(source)]
+    else:
+        raise MarsError(f"{source}: no such folder or list file")
+    _check_unique_outputs(items)
+    return items
+
+
+def _visible(paths):
+    return (path for path in paths if not path.name.startswith("."))
+
+
+def _read_list(list_file: Path) -> list[Path]:
+    try:
+        lines = list_file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise MarsError(f"{list_file}: cannot read the video list ({error})") from None
+    paths = []
+    for line in lines:
+        line = line.strip()
+        if line and not line.startswith("#"):
+            path = Path(line)
+            paths.append(path if path.is_absolute() else list_file.parent / path)
+    return paths
+
+
+def _check_unique_outputs(items: list[VideoItem]) -> None:
+    seen: dict[tuple[str, str], Path] = {}
+    for item in items:
+        first = seen.setdefault((item.class_name, item.stem), item.path)
+        if first != item.path:
+            raise MarsError(
+                f"{item.path}: same output folder {item.class_name}/{item.stem} as {first}"
+            )
+
+
+def output_dir(out_root: str | Path, item: VideoItem) -> Path:
+    """Where the frames of ``item`` go: ``<out_root>/<class>/<video stem>``."""
+    return Path(out_root) / item.class_name / item.stem
+
+
+def extract_video(
+    item: VideoItem,
+    out_root: str | Path,
+    fps: float | None = 25.0,
+    short_side: int | None = 256,
+    quality: int = framestore.DEFAULT_QUALITY,
+    threads: int = 0,
+) -> dict[str, int]:
+    """Decode one video into its frame folder (atomic, ``done`` last); returns figures."""
+    frames = (frame for _, frame in iter_frames(item.path, fps, short_side, threads=threads))
+    count = framestore.write_frames(output_dir(out_root, item), frames, quality)
+    return {"frames": count}
+
+
+def extract_frames(
+    source: str | Path,
+    out_root: str | Path,
+    *,
+    fps: float | None = 25.0,
+    short_side: int | None = 256,
+    quality: int = framestore.DEFAULT_QUALITY,
+    workers: int | None = None,
+    shard: tuple[int, int] = (0, 1),
+    report_path: str | Path | None = None,
+) -> BatchSummary:
+    """Extract every video of ``source`` (see :func:`find_videos`) into ``out_root``.
+
+    Resumable: videos whose folder has ``done`` are skipped. Each worker decodes with
+    its share of the cores, so N workers do not start N x cores threads.
+    """
+    items = find_videos(source)
+    workers = workers or os.cpu_count() or 1
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    job = functools.partial(
+        extract_video,
+        out_root=out_root,
+        fps=fps,
+        short_side=short_side,
+        quality=quality,
+        threads=threads,
+    )
+    skip = functools.partial(_is_extracted, out_root)
+    return run_batch(
+        items, job, workers=workers, shard=shard, desc="frames", skip=skip, report_path=report_path
+    )
+
+
+def _is_extracted(out_root: str | Path, item: VideoItem) -> bool:
+    return framestore.is_done(output_dir(out_root, item))

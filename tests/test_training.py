@@ -1,0 +1,263 @@
+"""Training pieces: losses and the frozen teacher, MERS phases, fine-tuning, configs, samplers."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from mars_action.errors import MarsError
+from mars_action.models import CheckpointMeta, build_model, save_checkpoint
+from mars_action.training import load_experiment, plan_phases
+from mars_action.training.build import build_engine
+from mars_action.training.distributed import Process
+from mars_action.training.engine import train_one_epoch
+from mars_action.training.loading import EpochSampler, SeededSamples
+from mars_action.training.losses import Objective, StreamLoss, Student, load_teacher
+from mars_action.training.optim import set_train_mode
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CPU = Process(0, 1, torch.device("cpu"))
+
+
+class ClipSet(Dataset):
+    """Clips whose mean encodes the label, plus a random draw from torch's global
+    generator, as an augmentation would make (so seeding and resuming matter)."""
+
+    class_names = ["a", "b", "c"]
+
+    def __init__(self, size: int, modalities=("rgb", "flow"), frames: int = 8, side: int = 32,
+                 delay: float = 0.0, nan_after: int | None = None):
+        self.size, self.modalities, self.frames, self.side = size, modalities, frames, side
+        self.delay, self.nan_after, self.served = delay, nan_after, 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: int) -> dict:
+        import time
+
+        time.sleep(self.delay)
+        self.served += 1
+        label = index % 3
+        generator = torch.Generator().manual_seed(index)
+        jitter = torch.rand(())  # (the "augmentation")
+        item = {"label": label, "video_id": f"v{index}"}
+        for name, channels in (("rgb", 3), ("flow", 2)):
+            if name in self.modalities:
+                noise = torch.randn(channels, self.frames, self.side, self.side, generator=generator)
+                item[name] = noise + 2.0 * (label - 1) + 0.1 * jitter  # (C, T, H, W)
+        if self.nan_after is not None and self.served > self.nan_after:
+            item["rgb"] = item["rgb"] * float("nan")
+        return item
+
+
+def tiny_config(stream: str = "rgb", *overrides: str, teacher: str | None = None):
+    """A resnet10_tiny experiment on 8x32x32 clips, quiet and on the CPU."""
+    base = [f"stream={stream}", "model.arch=resnet10_tiny", "schedule.epochs=2",
+            "data.batch_size=4", "data.num_workers=0", "data.clip_len=8", "data.crop_size=32",
+            "optim.lr=0.01", "train.progress=false", "train.device=cpu", "mers.classifier_epochs=1"]
+    if teacher:
+        base.append(f"distill.teacher={teacher}")
+    return load_experiment(None, base + list(overrides))
+
+
+@pytest.fixture
+def teacher_path(tmp_path) -> str:
+    torch.manual_seed(1)
+    teacher = build_model("resnet10_tiny", in_channels=2, num_classes=3)
+    path = tmp_path / "flow.pt"
+    save_checkpoint(path, teacher, CheckpointMeta("resnet10_tiny", 2, 3, stream="flow"))
+    return str(path)
+
+
+def batches(count: int = 2, size: int = 4) -> list[dict]:
+    data = ClipSet(count * size)
+    items = [data[i] for i in range(count * size)]
+    return [torch.utils.data.default_collate(items[i * size : (i + 1) * size]) for i in range(count)]
+
+
+def engine_for(config, phase_index: int = 0, model=None, teacher=None):
+    phase = plan_phases(config)[phase_index]
+    torch.manual_seed(0)
+    model = model or build_model("resnet10_tiny", in_channels=2 if config.stream == "flow" else 3,
+                                 num_classes=3)
+    engine, scheduler, frozen = build_engine(phase, model, teacher, config, CPU)
+    update = config.model.frozen_bn == "update" and phase.trainable != "classifier"
+    set_train_mode(model, frozen, update)
+    return engine, model, frozen
+
+
+@pytest.mark.parametrize("stream, extra", [("rgb", ()), ("flow", ()), ("mars", ()),
+                                            ("mers", ("mers.variant=joint",))])
+def test_each_stream_trains_and_its_loss_goes_down(stream, extra, teacher_path):
+    config = tiny_config(stream, *extra, teacher=teacher_path)
+    teacher = load_teacher(teacher_path, build_model("resnet10_tiny"), "pooled")
+    engine, _, _ = engine_for(config, teacher=teacher if stream in ("mars", "mers") else None)
+    data = batches()
+    losses = [train_one_epoch(engine, data, epoch=e)[0]["loss"] for e in range(5)]
+    assert all(torch.isfinite(torch.tensor(losses)))
+    assert losses[-1] < 0.8 * losses[0], losses
+
+
+def test_mars_loss_is_ce_plus_alpha_mse_of_pooled_features(teacher_path):
+    student = build_model("resnet10_tiny", num_classes=3).eval()
+    teacher = load_teacher(teacher_path, student, "pooled")
+    objective = Objective("rgb", alpha=50.0)
+    batch = batches(1)[0]
+    logits, feature = Student(student, objective)(batch["rgb"])
+    parts = StreamLoss(objective, teacher)(logits, feature, batch)
+    with torch.no_grad():
+        target = teacher.forward_with_features(batch["flow"], ("pooled",))[1]["pooled"]
+    mse = ((feature - target) ** 2).sum() / feature.numel()  # mean over B x F
+    assert feature.shape == (4, student.num_features)
+    assert torch.allclose(parts["mse"], mse)
+    assert torch.allclose(parts["loss"], F.cross_entropy(logits, batch["label"]) + 50.0 * mse)
+    assert torch.allclose(parts["alpha_mse"], 50.0 * mse)
+
+
+def test_the_teacher_gets_no_gradient_no_graph_and_no_update(teacher_path):
+    config = tiny_config("mars", teacher=teacher_path)
+    teacher = load_teacher(teacher_path, build_model("resnet10_tiny"), "pooled")
+    before = copy.deepcopy(teacher.state_dict())
+    engine, model, _ = engine_for(config, teacher=teacher)
+    engine.loss.train()
+    assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
+    target = engine.loss.teacher_feature(batches(1)[0]["flow"])
+    assert target.grad_fn is None and not target.requires_grad
+    train_one_epoch(engine, batches(), epoch=0)
+    assert all(p.grad is None for p in teacher.parameters())
+    assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())  # BN stats too
+    assert not any(p is q for p in teacher.parameters()
+                   for group in engine.optimizer.param_groups for q in group["params"])
+
+
+@pytest.mark.parametrize("feature, pool, shape", [("layer3", True, (4, 64)), ("layer4", True, (4, 128)),
+                                                  ("logits", True, (4, 3)),
+                                                  ("layer4", False, (4, 128, 1, 1, 1))])
+def test_distilled_feature_is_configurable(feature, pool, shape, teacher_path):
+    student = build_model("resnet10_tiny", num_classes=3)
+    teacher = load_teacher(teacher_path, student, feature)
+    objective = Objective("rgb", alpha=1.0, feature=feature, pool_maps=pool)
+    batch = batches(1)[0]
+    logits, value = Student(student, objective)(batch["rgb"])
+    parts = StreamLoss(objective, teacher)(logits, value, batch)
+    assert value.shape == shape and torch.isfinite(parts["loss"])
+
+
+def test_mers_sequential_mimics_then_trains_only_the_classifier(teacher_path):
+    config = tiny_config("mers", "schedule.epochs=3", teacher=teacher_path)
+    mimic, classify = plan_phases(config)
+    assert (mimic.name, mimic.end_epoch, classify.name, classify.first_epoch) == (
+        "mimic", 2, "classify", 2)
+    assert not mimic.objective.ce and mimic.objective.alpha == 50.0
+    assert classify.objective.ce and not classify.objective.alpha
+    teacher = load_teacher(teacher_path, build_model("resnet10_tiny"), "pooled")
+    engine, model, frozen = engine_for(config, 0, teacher=teacher)
+    fc_before = copy.deepcopy(model.fc.state_dict())
+    train_one_epoch(engine, batches(), epoch=0)
+    assert frozen == ["fc"] and all(torch.equal(fc_before[k], v) for k, v in model.fc.state_dict().items())
+    engine, model, frozen = engine_for(config, 1, model=model)
+    body_before = copy.deepcopy({k: v for k, v in model.state_dict().items() if not k.startswith("fc")})
+    train_one_epoch(engine, batches(), epoch=2)
+    assert "fc" not in frozen and "layer4" in frozen
+    assert all(torch.equal(body_before[k], model.state_dict()[k]) for k in body_before)  # BN stats too
+    assert [p.shape for p in engine.optimizer.param_groups[0]["params"]] == [(3, 128), (3,)]
+
+
+def test_mers_joint_sends_ce_only_into_the_classifier(teacher_path):
+    model = build_model("resnet10_tiny", num_classes=3)
+    teacher = load_teacher(teacher_path, model, "pooled")
+    batch = batches(1)[0]
+    grads = {}
+    for name, objective in (("joint", Objective("rgb", alpha=2.0, detach_classifier=True)),
+                            ("mse", Objective("rgb", ce=False, alpha=2.0))):
+        model.zero_grad()
+        logits, feature = Student(model, objective)(batch["rgb"])
+        StreamLoss(objective, teacher)(logits, feature, batch)["loss"].backward()
+        grads[name] = {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+    assert all(torch.allclose(grads["joint"][k], grads["mse"][k])
+               for k in grads["mse"] if not k.startswith("fc"))
+    assert "fc.weight" in grads["joint"] and "fc.weight" not in grads["mse"]
+
+
+@pytest.mark.parametrize("frozen_bn, stats_move", [("freeze", False), ("update", True)])
+def test_ft_begin_index_really_freezes(frozen_bn, stats_move):
+    config = tiny_config("rgb", "model.ft_begin_index=4", f"model.frozen_bn={frozen_bn}")
+    engine, model, frozen = engine_for(config)
+    assert frozen == ["conv1", "bn1", "layer1", "layer2", "layer3"]
+    before = copy.deepcopy(model.state_dict())
+    train_one_epoch(engine, batches(), epoch=0)
+    trained = {id(p) for g in engine.optimizer.param_groups for p in g["params"]}
+    for name, param in model.named_parameters():
+        is_trained = name.startswith(("layer4", "fc"))
+        assert (id(param) in trained) == is_trained == param.requires_grad, name
+        assert (param in engine.optimizer.state) == is_trained, name  # no momentum for frozen
+        assert torch.equal(before[name], param) != is_trained, name
+    moved = not torch.equal(before["layer1.0.bn1.running_mean"], model.layer1[0].bn1.running_mean)
+    assert moved == stats_move
+
+
+def test_yaml_overrides_and_recipes(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text("stream: flow\ndata:\n  clip_len: 64\nmodel:\n  arch: resnet10_tiny\n")
+    config = load_experiment(path, ["schedule.epochs=3"])
+    assert (config.name, config.schedule.epochs, config.optim.lr) == ("exp", 3, 0.01)
+    assert (config.optim.momentum, config.optim.dampening, config.optim.weight_decay) == (0.9, 0.0, 5e-4)
+    released = load_experiment(path, ["recipe=released", "model.pretrained=k.pt"])
+    assert (released.optim.lr, released.optim.weight_decay, released.optim.dampening) == (1e-3, 1e-5, 0.9)
+    assert released.model.frozen_bn == "update"
+    scratch = load_experiment(path, ["recipe=released", "optim.lr=0.05"])
+    assert (scratch.optim.lr, scratch.optim.weight_decay) == (0.05, 1e-3)  # explicit value wins
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["stream=mars"], "distill.teacher"),
+    (["stream=mers", "distill.teacher=t.pt", "mers.classifier_epochs=5", "schedule.epochs=5"],
+     "classifier_epochs"),
+    (["stream=mers", "distill.teacher=t.pt", "distill.feature=layer3"], "pooled"),
+    (["stream=rgbb"], "stream"),
+    (["model.ft_begin_index=6"], "ft_begin_index"),
+    (["train.amp=fp8"], "train.amp"),
+])
+def test_bad_configs_are_one_clear_error(overrides, message):
+    with pytest.raises(MarsError, match=message):
+        load_experiment(None, overrides)
+
+
+def test_every_config_in_configs_parses():
+    paths = sorted(CONFIGS.rglob("*.yaml"))
+    assert len(paths) >= 64 + 4
+    for path in paths:
+        config = load_experiment(path)
+        assert config.optim.lr and plan_phases(config), path
+        build_model(config.model.arch)  # the architecture exists
+    paper = {p.name for p in (CONFIGS / "paper").glob("*.yaml")}
+    assert paper == {p.name for p in (CONFIGS / "released").glob("*.yaml")}
+    assert {"ucf101_mars_16f.yaml", "kinetics_flow_64f.yaml", "minikinetics_mers_16f.yaml"} <= paper
+
+
+def test_epoch_sampler_shares_resumes_and_reshuffles():
+    shares = [list(EpochSampler(10, seed=3, rank=r, world_size=3)) for r in range(3)]
+    assert [len(s) for s in shares] == [4, 4, 4]  # padded to equal length
+    assert {i for s in shares for _, i in s} == set(range(10))
+    sampler = EpochSampler(10, seed=3)
+    sampler.set_epoch(1)
+    whole = list(sampler)
+    sampler.set_epoch(1, start=4)
+    assert list(sampler) == whole[4:] and len(sampler) == 6
+    sampler.set_epoch(2)
+    assert list(sampler) != whole and sorted(i for _, i in sampler) == list(range(10))
+
+
+def test_seeded_samples_depend_only_on_epoch_and_index():
+    data = SeededSamples(ClipSet(6), seed=0)
+    first = data[(1, 4)]["rgb"]
+    data[(0, 2)]
+    torch.rand(5)
+    assert torch.equal(data[(1, 4)]["rgb"], first)
+    assert not torch.equal(data[(2, 4)]["rgb"], first)

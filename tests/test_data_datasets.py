@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from mars_action.cli import main
 from mars_action.data import (
     AllClips,
     ClipDataset,
@@ -21,6 +22,7 @@ from mars_action.data import (
     collate_videos,
     loader_kwargs,
 )
+from mars_action.data.commands import register
 from mars_action.data.transforms import RGB_MEAN
 from mars_action.errors import MarsError
 from mars_action.video import framestore
@@ -193,12 +195,33 @@ def test_build_dataset_folder_and_errors(store):
     test = build_dataset("folder", None, None, "train", "rgb", 8, 16, frame_root=root,
                          val_fraction=0.0, clips=2)
     assert test[0]["rgb"].shape == (2, 3, 8, 16, 16)
+    center = build_dataset("folder", None, None, "train", "rgb+flow", 8, 16, frame_root=root,
+                           val_fraction=0.0, clips="center", augment=False)
+    first, again = center[0], center[0]
+    assert frame_ids(first["rgb"]) == list(range(16, 24))  # the middle of 39 usable frames
+    assert torch.equal(first["rgb"], again["rgb"]) and torch.equal(first["flow"], again["flow"])
     with pytest.raises(MarsError, match="needs frame_root"):
         build_dataset("folder", root, None, "train", "flow", val_fraction=0.0)
     with pytest.raises(MarsError, match="no videos in split 'test'"):
         build_dataset("folder", None, None, "test", frame_root=root)
     with pytest.raises(MarsError, match="unknown dataset format"):
         build_dataset("ucf", root, None, "train")
+
+
+def test_something_something_frames_are_read_in_place(tmp_path):
+    frames = tmp_path / "20bn-something-something-v1"
+    write_store(frames, "100218", 20, flow=False)
+    write_store(frames, "24", 12, flow=False)
+    prefix = tmp_path / "something-something-v1"
+    (tmp_path / f"{prefix.name}-labels.csv").write_text("Holding something\nPushing something\n")
+    (tmp_path / f"{prefix.name}-train.csv").write_text("100218;Pushing something\n")
+    (tmp_path / f"{prefix.name}-validation.csv").write_text("24;Holding something\n")
+    test = build_dataset("sthsth-v1", frames, tmp_path, "test", "rgb", 8, 16)
+    assert [(r.video_id, r.label) for r in test.records] == [("24", 0)]
+    assert [frame_ids(clip) for clip in test[0]["rgb"]] == [list(range(8))]
+    train = build_dataset("sthsth-v1", frames, tmp_path, "train", "rgb", 8, 16, val_fraction=0)
+    assert train[0]["label"] == 1 and train[0]["rgb"].shape == (3, 8, 16, 16)
+    assert train.summary().startswith("1 videos, 2 classes, rgb from FrameStoreSource(")
 
 
 def test_build_dataset_on_the_ucf101_subset(ucf101_subset):
@@ -214,7 +237,11 @@ def test_build_dataset_on_the_ucf101_subset(ucf101_subset):
 def test_data_summary_command(store, capsys):
     root, _ = store
     (root / "sit" / "v_empty").mkdir()
-    code = main(["data-summary", "folder", "--frame-root", str(root), "--val-fraction", "0"])
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    argv = ["data-summary", "folder", "--frame-root", str(root), "--val-fraction", "0"]
+    args = parser.parse_args(argv)
+    code = args.handler(args)
     out = capsys.readouterr().out
     assert code == 1
     assert "classes: 2 (jump, sit)" in out and "videos: train 4, val 0, test 0" in out

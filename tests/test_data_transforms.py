@@ -23,7 +23,7 @@ from mars_action.data.transforms import (
     TrainTransform,
     corner_box,
     crop_resize,
-    hflip_flow,
+    hflip_clip,
     normalize,
     sample_corner_box,
 )
@@ -100,24 +100,40 @@ def test_crop_resize_takes_exactly_the_box():
     frames = np.random.default_rng(0).integers(0, 255, (3, 40, 60, 3), dtype=np.uint8)
     same = crop_resize(frames, CropBox(5, 7, 20), 20)
     assert np.array_equal(same, frames[:, 5:25, 7:27])
-    smaller = crop_resize(frames, CropBox(0, 0, 40), 20)
-    assert smaller.shape == (3, 20, 20, 3) and smaller.dtype == np.uint8
-    # area interpolation halving = mean of 2x2 blocks
-    block_mean = frames[:, :40, :40].reshape(3, 20, 2, 20, 2, 3).astype(float).mean(axis=(2, 4))
-    assert np.abs(smaller - block_mean).max() <= 1
     flow = frames[..., :2]
     assert crop_resize(flow, CropBox(0, 0, 10), 30).shape == (3, 30, 30, 2)
+    assert np.array_equal(crop_resize(frames[:, :, ::-1], CropBox(0, 0, 40), 20)[:, :, ::-1],
+                          crop_resize(frames, CropBox(0, 20, 40), 20))
+
+
+@pytest.mark.parametrize("size", [256, 215, 181, 152, 128, 100])
+def test_crop_resize_matches_the_released_codes_pil_bilinear(size):
+    image_module = pytest.importorskip("PIL.Image")
+    rng = np.random.default_rng(size)
+    smooth = rng.integers(0, 256, (2, 34, 44, 3), dtype=np.uint8)
+    # (2, 256, 340, 3) smooth frames
+    frames = np.stack([image_module.fromarray(f).resize((340, 256)) for f in smooth])
+    box = CropBox(0, 340 - size, size)
+    ours = crop_resize(frames, box, 112)
+    assert ours.shape == (2, 112, 112, 3) and ours.dtype == np.uint8
+    for frame, out in zip(frames, ours, strict=True):
+        crop = image_module.fromarray(frame).crop((340 - size, 0, 340, size))
+        expected = np.asarray(crop.resize((112, 112), image_module.BILINEAR)).astype(int)
+        assert np.abs(out.astype(int) - expected).max() <= 1
 
 
 # --- flips and normalization -------------------------------------------------
 
 
-def test_flow_flip_mirrors_and_negates_x():
+def test_flow_flip_mirrors_and_negates_x_like_255_minus_code():
     codes = np.random.default_rng(0).integers(0, 256, (2, 4, 5, 2), dtype=np.uint8)
-    flipped = hflip_flow(codes)
-    assert np.array_equal(flipped[..., 0], 255 - codes[:, :, ::-1, 0])
-    assert np.array_equal(flipped[..., 1], codes[:, :, ::-1, 1])
-    assert np.array_equal(hflip_flow(flipped), codes)  # an involution
+    flipped = hflip_clip("flow", normalize("flow", codes, flow_scale=0.5))
+    released = codes[:, :, ::-1].copy()  # the released code: mirror, then x -> 255 - x
+    released[..., 0] = 255 - released[..., 0]
+    assert torch.equal(flipped, normalize("flow", released, flow_scale=0.5))
+    assert torch.equal(hflip_clip("flow", flipped), normalize("flow", codes, flow_scale=0.5))
+    rgb = normalize("rgb", codes[..., [0, 1, 1]])
+    assert torch.equal(hflip_clip("rgb", rgb), rgb.flip(-1))  # RGB is only mirrored
 
 
 def test_normalization_matches_the_released_code():

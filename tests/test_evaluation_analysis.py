@@ -33,6 +33,8 @@ from mars_action.evaluation.sweep import plot_alpha_sweep, run_accuracy, run_alp
 from mars_action.evaluation.timing import (
     accuracy_vs_time,
     combined_costs,
+    frames_per_video,
+    measure_video_costs,
     plot_accuracy_vs_time,
     stream_costs,
 )
@@ -214,13 +216,13 @@ def test_alpha_sweep_trains_one_run_per_alpha(tmp_path, monkeypatch):
     import mars_action.training as training
 
     calls = []
-    monkeypatch.setattr(training, "train", lambda config, run_dir, **kw: calls.append(
-        (config.stream, config.distill.alpha, config.name, str(run_dir))), raising=False)
+    monkeypatch.setattr(training, "train", lambda config, run_dir, resume: calls.append(
+        (config.stream, config.distill.alpha, config.name, resume)))
     config = tmp_path / "mars.yaml"
     config.write_text(yaml.safe_dump({"stream": "mars", "distill": {"teacher": "flow.pt"}}))
     runs = run_alpha_sweep(config, [0, 5, 50], tmp_path / "out", ["schedule.epochs=2"])
     assert [c[:2] for c in calls] == [("rgb", 50.0), ("mars", 5.0), ("mars", 50.0)]
-    assert calls[1][2] == "mars-alpha5" and runs[2] == tmp_path / "out" / "alpha_50"
+    assert calls[1][2:] == ("mars-alpha5", True) and runs[2] == tmp_path / "out" / "alpha_50"
 
 
 def test_alpha_sweep_plot(tmp_path):
@@ -248,3 +250,21 @@ def test_costs_of_streams_and_fusions(tmp_path):
     assert points[0]["top1"] == 75 and points[2]["total_s"] == pytest.approx(31.4)
     plot_accuracy_vs_time(points, tmp_path / "time.png", "test")
     assert_png(tmp_path / "time.png")
+
+
+def test_measure_video_costs_on_a_real_file(make_video):
+    video = make_video("moving.mp4")
+    costs = measure_video_costs([video], method="farneback", short_side=None)
+    assert costs["videos"] == 1 and costs["method"] == "farneback"
+    assert costs["decode_s_per_frame"] > 0 and costs["flow_s_per_frame"] > 0
+    with pytest.raises(MarsError, match="unknown flow method 'pwcnet'"):
+        measure_video_costs([video], method="pwcnet")
+
+
+def test_frames_per_video_needs_all_clips():
+    base = result("rgb", [0, 1], [0, 1], clip_counts=np.array([3, 5]), clip_hits=np.array([1, 1]),
+                  info={"clip_len": 16, "clips": "all"})
+    assert frames_per_video(base) == 64.0
+    base.info["clips"] = 10
+    with pytest.raises(MarsError, match="does not tell the videos' length"):
+        frames_per_video(base)

@@ -133,10 +133,14 @@ def test_checkpoint_without_class_names_needs_labels(tmp_path, make_video):
     assert from_ours.predict(video).topk[0][0] in CLASSES
 
 
-def test_flow_checkpoints_are_refused(tmp_path):
+def test_flow_checkpoints_and_unreadable_exports_are_refused(tmp_path):
     path = save_tiny_checkpoint(tmp_path / "flow.pt", in_channels=2)
     with pytest.raises(MarsError, match="flow"):
         Recognizer.from_checkpoint(path, device="cpu")
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not onnx at all")
+    with pytest.raises(MarsError, match="broken.onnx: not a model exported by mars export"):
+        Recognizer.from_checkpoint(broken, device="cpu")
 
 
 def test_bad_videos_fail_alone(recognizer, make_video, tmp_path):

@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 
 from mars_action.errors import MarsError
 from mars_action.models import CheckpointMeta, build_model, save_checkpoint
+from mars_action.models.registry import canonical_name
 from mars_action.training import load_experiment, plan_phases
 from mars_action.training.build import build_engine
 from mars_action.training.distributed import Process
@@ -30,8 +31,15 @@ class ClipSet(Dataset):
 
     class_names = ["a", "b", "c"]
 
-    def __init__(self, size: int, modalities=("rgb", "flow"), frames: int = 8, side: int = 32,
-                 delay: float = 0.0, nan_after: int | None = None):
+    def __init__(
+        self,
+        size: int,
+        modalities=("rgb", "flow"),
+        frames: int = 8,
+        side: int = 32,
+        delay: float = 0.0,
+        nan_after: int | None = None,
+    ):
         self.size, self.modalities, self.frames, self.side = size, modalities, frames, side
         self.delay, self.nan_after, self.served = delay, nan_after, 0
 
@@ -49,7 +57,9 @@ class ClipSet(Dataset):
         item = {"label": label, "video_id": f"v{index}"}
         for name, channels in (("rgb", 3), ("flow", 2)):
             if name in self.modalities:
-                noise = torch.randn(channels, self.frames, self.side, self.side, generator=generator)
+                noise = torch.randn(
+                    channels, self.frames, self.side, self.side, generator=generator
+                )
                 item[name] = noise + 2.0 * (label - 1) + 0.1 * jitter  # (C, T, H, W)
         if self.nan_after is not None and self.served > self.nan_after:
             item["rgb"] = item["rgb"] * float("nan")
@@ -58,42 +68,63 @@ class ClipSet(Dataset):
 
 def tiny_config(stream: str = "rgb", *overrides: str, teacher: str | None = None):
     """A resnet10_tiny experiment on 8x32x32 clips, quiet and on the CPU."""
-    base = [f"stream={stream}", "model.arch=resnet10_tiny", "schedule.epochs=2",
-            "data.batch_size=4", "data.num_workers=0", "data.clip_len=8", "data.crop_size=32",
-            "optim.lr=0.01", "train.progress=false", "train.device=cpu", "mers.classifier_epochs=1"]
+    base = [
+        f"stream={stream}",
+        "model.arch=resnet10_tiny",
+        "schedule.epochs=2",
+        "data.batch_size=4",
+        "data.num_workers=0",
+        "data.clip_len=8",
+        "data.crop_size=32",
+        "optim.lr=0.01",
+        "train.progress=false",
+        "train.device=cpu",
+        "mers.classifier_epochs=1",
+    ]
     if teacher:
         base.append(f"distill.teacher={teacher}")
     return load_experiment(None, base + list(overrides))
 
 
-@pytest.fixture
-def teacher_path(tmp_path) -> str:
+def save_teacher(folder: Path) -> str:
+    """A seeded resnet10_tiny Flow checkpoint (3 classes) to distil from."""
     torch.manual_seed(1)
     teacher = build_model("resnet10_tiny", in_channels=2, num_classes=3)
-    path = tmp_path / "flow.pt"
+    path = folder / "flow.pt"
     save_checkpoint(path, teacher, CheckpointMeta("resnet10_tiny", 2, 3, stream="flow"))
     return str(path)
 
 
+@pytest.fixture
+def teacher_path(tmp_path) -> str:
+    return save_teacher(tmp_path)
+
+
 def batches(count: int = 2, size: int = 4) -> list[dict]:
+    """``count`` collated batches of ``size`` clips (the same clips for the same total)."""
+    torch.manual_seed(0)  # the "augmentation" draw
     data = ClipSet(count * size)
     items = [data[i] for i in range(count * size)]
-    return [torch.utils.data.default_collate(items[i * size : (i + 1) * size]) for i in range(count)]
+    return [
+        torch.utils.data.default_collate(items[i * size : (i + 1) * size]) for i in range(count)
+    ]
 
 
 def engine_for(config, phase_index: int = 0, model=None, teacher=None):
     phase = plan_phases(config)[phase_index]
     torch.manual_seed(0)
-    model = model or build_model("resnet10_tiny", in_channels=2 if config.stream == "flow" else 3,
-                                 num_classes=3)
+    model = model or build_model(
+        "resnet10_tiny", in_channels=2 if config.stream == "flow" else 3, num_classes=3
+    )
     engine, scheduler, frozen = build_engine(phase, model, teacher, config, CPU)
     update = config.model.frozen_bn == "update" and phase.trainable != "classifier"
     set_train_mode(model, frozen, update)
     return engine, model, frozen
 
 
-@pytest.mark.parametrize("stream, extra", [("rgb", ()), ("flow", ()), ("mars", ()),
-                                            ("mers", ("mers.variant=joint",))])
+@pytest.mark.parametrize(
+    "stream, extra", [("rgb", ()), ("flow", ()), ("mars", ()), ("mers", ("mers.variant=joint",))]
+)
 def test_each_stream_trains_and_its_loss_goes_down(stream, extra, teacher_path):
     config = tiny_config(stream, *extra, teacher=teacher_path)
     teacher = load_teacher(teacher_path, build_model("resnet10_tiny"), "pooled")
@@ -132,13 +163,23 @@ def test_the_teacher_gets_no_gradient_no_graph_and_no_update(teacher_path):
     train_one_epoch(engine, batches(), epoch=0)
     assert all(p.grad is None for p in teacher.parameters())
     assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())  # BN stats too
-    assert not any(p is q for p in teacher.parameters()
-                   for group in engine.optimizer.param_groups for q in group["params"])
+    assert not any(
+        p is q
+        for p in teacher.parameters()
+        for group in engine.optimizer.param_groups
+        for q in group["params"]
+    )
 
 
-@pytest.mark.parametrize("feature, pool, shape", [("layer3", True, (4, 64)), ("layer4", True, (4, 128)),
-                                                  ("logits", True, (4, 3)),
-                                                  ("layer4", False, (4, 128, 1, 1, 1))])
+@pytest.mark.parametrize(
+    "feature, pool, shape",
+    [
+        ("layer3", True, (4, 64)),
+        ("layer4", True, (4, 128)),
+        ("logits", True, (4, 3)),
+        ("layer4", False, (4, 128, 1, 1, 1)),
+    ],
+)
 def test_distilled_feature_is_configurable(feature, pool, shape, teacher_path):
     student = build_model("resnet10_tiny", num_classes=3)
     teacher = load_teacher(teacher_path, student, feature)
@@ -153,19 +194,29 @@ def test_mers_sequential_mimics_then_trains_only_the_classifier(teacher_path):
     config = tiny_config("mers", "schedule.epochs=3", teacher=teacher_path)
     mimic, classify = plan_phases(config)
     assert (mimic.name, mimic.end_epoch, classify.name, classify.first_epoch) == (
-        "mimic", 2, "classify", 2)
+        "mimic",
+        2,
+        "classify",
+        2,
+    )
     assert not mimic.objective.ce and mimic.objective.alpha == 50.0
     assert classify.objective.ce and not classify.objective.alpha
     teacher = load_teacher(teacher_path, build_model("resnet10_tiny"), "pooled")
     engine, model, frozen = engine_for(config, 0, teacher=teacher)
     fc_before = copy.deepcopy(model.fc.state_dict())
     train_one_epoch(engine, batches(), epoch=0)
-    assert frozen == ["fc"] and all(torch.equal(fc_before[k], v) for k, v in model.fc.state_dict().items())
+    assert frozen == ["fc"] and all(
+        torch.equal(fc_before[k], v) for k, v in model.fc.state_dict().items()
+    )
     engine, model, frozen = engine_for(config, 1, model=model)
-    body_before = copy.deepcopy({k: v for k, v in model.state_dict().items() if not k.startswith("fc")})
+    body_before = copy.deepcopy(
+        {k: v for k, v in model.state_dict().items() if not k.startswith("fc")}
+    )
     train_one_epoch(engine, batches(), epoch=2)
     assert "fc" not in frozen and "layer4" in frozen
-    assert all(torch.equal(body_before[k], model.state_dict()[k]) for k in body_before)  # BN stats too
+    assert all(
+        torch.equal(body_before[k], model.state_dict()[k]) for k in body_before
+    )  # BN stats too
     assert [p.shape for p in engine.optimizer.param_groups[0]["params"]] == [(3, 128), (3,)]
 
 
@@ -174,15 +225,45 @@ def test_mers_joint_sends_ce_only_into_the_classifier(teacher_path):
     teacher = load_teacher(teacher_path, model, "pooled")
     batch = batches(1)[0]
     grads = {}
-    for name, objective in (("joint", Objective("rgb", alpha=2.0, detach_classifier=True)),
-                            ("mse", Objective("rgb", ce=False, alpha=2.0))):
+    for name, objective in (
+        ("joint", Objective("rgb", alpha=2.0, detach_classifier=True)),
+        ("mse", Objective("rgb", ce=False, alpha=2.0)),
+    ):
         model.zero_grad()
         logits, feature = Student(model, objective)(batch["rgb"])
         StreamLoss(objective, teacher)(logits, feature, batch)["loss"].backward()
         grads[name] = {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
-    assert all(torch.allclose(grads["joint"][k], grads["mse"][k])
-               for k in grads["mse"] if not k.startswith("fc"))
+    assert all(
+        torch.allclose(grads["joint"][k], grads["mse"][k])
+        for k in grads["mse"]
+        if not k.startswith("fc")
+    )
     assert "fc.weight" in grads["joint"] and "fc.weight" not in grads["mse"]
+
+
+def test_gradient_accumulation_equals_one_big_batch():
+    """Only the classifier trains (frozen BN in eval mode): 2 x 2 clips == 1 x 4 clips."""
+    weights = []
+    for accum, data in ((1, batches(1, 4)), (2, batches(2, 2))):
+        config = tiny_config("rgb", "model.ft_begin_index=5", f"train.grad_accum={accum}")
+        engine, model, _ = engine_for(config)
+        assert train_one_epoch(engine, data, epoch=0)[1] == 1  # one optimizer step
+        weights.append(model.fc.weight.detach().clone())
+    torch.testing.assert_close(weights[0], weights[1])
+    engine, _, _ = engine_for(tiny_config("rgb", "train.grad_accum=2"))
+    assert train_one_epoch(engine, batches(3, 2), epoch=0)[1] == 2  # the last step is partial
+
+
+def test_channels_last_and_bf16_autocast_train_on_the_cpu(teacher_path):
+    config = tiny_config("mars", "model.channels_last=true", "train.amp=bf16", teacher=teacher_path)
+    teacher = load_teacher(teacher_path, build_model("resnet10_tiny"), "pooled")
+    teacher = teacher.to(memory_format=torch.channels_last_3d)
+    model = build_model("resnet10_tiny", num_classes=3).to(memory_format=torch.channels_last_3d)
+    engine, _, _ = engine_for(config, model=model, teacher=teacher)
+    assert engine.amp_dtype == torch.bfloat16 and not engine.scaler.is_enabled()
+    metrics, steps = train_one_epoch(engine, batches(), epoch=0)
+    assert steps == 2 and torch.isfinite(torch.tensor(metrics["loss"]))
+    assert model.conv1.weight.is_contiguous(memory_format=torch.channels_last_3d)
 
 
 @pytest.mark.parametrize("frozen_bn, stats_move", [("freeze", False), ("update", True)])
@@ -207,23 +288,41 @@ def test_yaml_overrides_and_recipes(tmp_path):
     path.write_text("stream: flow\ndata:\n  clip_len: 64\nmodel:\n  arch: resnet10_tiny\n")
     config = load_experiment(path, ["schedule.epochs=3"])
     assert (config.name, config.schedule.epochs, config.optim.lr) == ("exp", 3, 0.01)
-    assert (config.optim.momentum, config.optim.dampening, config.optim.weight_decay) == (0.9, 0.0, 5e-4)
+    assert (config.optim.momentum, config.optim.dampening, config.optim.weight_decay) == (
+        0.9,
+        0.0,
+        5e-4,
+    )
     released = load_experiment(path, ["recipe=released", "model.pretrained=k.pt"])
-    assert (released.optim.lr, released.optim.weight_decay, released.optim.dampening) == (1e-3, 1e-5, 0.9)
+    assert (released.optim.lr, released.optim.weight_decay, released.optim.dampening) == (
+        1e-3,
+        1e-5,
+        0.9,
+    )
     assert released.model.frozen_bn == "update"
     scratch = load_experiment(path, ["recipe=released", "optim.lr=0.05"])
     assert (scratch.optim.lr, scratch.optim.weight_decay) == (0.05, 1e-3)  # explicit value wins
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["stream=mars"], "distill.teacher"),
-    (["stream=mers", "distill.teacher=t.pt", "mers.classifier_epochs=5", "schedule.epochs=5"],
-     "classifier_epochs"),
-    (["stream=mers", "distill.teacher=t.pt", "distill.feature=layer3"], "pooled"),
-    (["stream=rgbb"], "stream"),
-    (["model.ft_begin_index=6"], "ft_begin_index"),
-    (["train.amp=fp8"], "train.amp"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["stream=mars"], "distill.teacher"),
+        (
+            [
+                "stream=mers",
+                "distill.teacher=t.pt",
+                "mers.classifier_epochs=5",
+                "schedule.epochs=5",
+            ],
+            "classifier_epochs",
+        ),
+        (["stream=mers", "distill.teacher=t.pt", "distill.feature=layer3"], "pooled"),
+        (["stream=rgbb"], "stream"),
+        (["model.ft_begin_index=6"], "ft_begin_index"),
+        (["train.amp=fp8"], "train.amp"),
+    ],
+)
 def test_bad_configs_are_one_clear_error(overrides, message):
     with pytest.raises(MarsError, match=message):
         load_experiment(None, overrides)
@@ -235,7 +334,7 @@ def test_every_config_in_configs_parses():
     for path in paths:
         config = load_experiment(path)
         assert config.optim.lr and plan_phases(config), path
-        build_model(config.model.arch)  # the architecture exists
+        assert canonical_name(config.model.arch)  # the architecture exists
     paper = {p.name for p in (CONFIGS / "paper").glob("*.yaml")}
     assert paper == {p.name for p in (CONFIGS / "released").glob("*.yaml")}
     assert {"ucf101_mars_16f.yaml", "kinetics_flow_64f.yaml", "minikinetics_mers_16f.yaml"} <= paper

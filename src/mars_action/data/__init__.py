@@ -102,9 +102,9 @@ __all__ = [
     "collate_videos",
     "hold_out_val",
     "load_annotations",
+    "loader_kwargs",
     "make_dataset",
     "resolve_videos",
     "sample_rng",
     "seed_worker",
-    "loader_kwargs",
 ]

@@ -83,6 +83,24 @@ def _annotation_path(format: str, root: str | Path | None, annotations: str | Pa
     raise MarsError(f"{format}: the annotations file or folder is required")
 
 
+def default_paths(
+    format: str,
+    root: str | Path | None,
+    annotations: str | Path | None,
+    frame_root: str | Path | None,
+) -> tuple[str | Path | None, str | Path | None]:
+    """(annotations, frame_root) with the defaults a format implies.
+
+    Something-Something frames are given as ``<root>/<id>/%05d.jpg``: ``root`` is
+    the frame store. A frame store alone is a folder dataset of frame folders.
+    """
+    if format == "sthsth-v1" and frame_root is None:
+        frame_root = root
+    if format == "folder" and root is None and annotations is None:
+        annotations = frame_root
+    return annotations, frame_root
+
+
 def make_dataset(
     annotations: Annotations,
     split: str,
@@ -105,12 +123,16 @@ def make_dataset(
     records = annotations.split(split)
     if not records:
         counts = ", ".join(f"{k} {v}" for k, v in annotations.counts().items())
-        raise MarsError(f"{annotations.format}: no videos in split {split!r} ({counts})")
+        missing = f"; {len(annotations.missing)} missing videos" if annotations.missing else ""
+        raise MarsError(f"{annotations.format}: no videos in split {split!r} ({counts}{missing})")
     modalities = parse_modality(modality)
+    _, frame_root = default_paths(annotations.format, root, None, frame_root)
     if frame_root is not None:
         source = FrameStoreSource(frame_root, modalities, flow_prefix, on_missing)
     elif modalities == ("rgb",) and root is not None:
         source = VideoFileSource(root, fps, short_side, on_missing=on_missing)
+    elif modalities == ("rgb",):
+        raise MarsError("rgb clips need root (video files) or frame_root (a frame store)")
     else:
         raise MarsError(f"modality {modality!r} needs frame_root (flow is read from a frame store)")
     augment = split == "train" if augment is None else augment
@@ -154,10 +176,7 @@ def build_dataset(
     on_missing: str = "error",
 ) -> ClipDataset:
     """One split of a dataset as a :class:`ClipDataset` (see the package docstring)."""
-    if format == "sthsth-v1" and frame_root is None:
-        frame_root = root  # its frames are distributed as <root>/<id>/%05d.jpg
-    if format == "folder" and root is None and annotations is None:
-        annotations = frame_root  # a frame store is a folder dataset of frame folders
+    annotations, frame_root = default_paths(format, root, annotations, frame_root)
     parsed = load_annotations(
         format,
         root,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from mars_action.data.builder import FORMATS, load_annotations
-from mars_action.data.records import SPLITS, offender_list
+from mars_action.data.builder import FORMATS, default_paths, load_annotations
+from mars_action.data.records import SPLITS
 from mars_action.data.sources import FrameStoreSource, parse_modality
 from mars_action.video.framestore import FLOW_PREFIX
 
@@ -30,34 +30,36 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--use-test-as-val", action="store_true", help="validate on test (released code)"
     )
+    parser.add_argument(
+        "--all", action="store_true", help="list every class, missing video and frame problem"
+    )
     parser.set_defaults(handler=run_summary)
 
 
 def run_summary(args: argparse.Namespace) -> int:
-    root = args.root
-    if args.format == "folder" and root is None and args.annotations is None:
-        root = args.frame_root
+    paths, frame_root = default_paths(args.format, args.root, args.annotations, args.frame_root)
     annotations = load_annotations(
         args.format,
-        root,
-        args.annotations,
+        args.root,
+        paths,
         fold=args.fold,
         val_fraction=args.val_fraction,
         seed=args.seed,
         use_test_as_val=args.use_test_as_val,
     )
-    print(annotations.summary())
+    limit = None if args.all else 5
+    print(annotations.summary(limit))
     failed = bool(annotations.missing)
-    if args.frame_root or args.format == "sthsth-v1":
-        source = FrameStoreSource(
-            args.frame_root or root, parse_modality(args.modality), args.flow_prefix
-        )
+    if frame_root is not None:
+        source = FrameStoreSource(frame_root, parse_modality(args.modality), args.flow_prefix)
         _, problems = source.scan(annotations.records)
         usable = len(annotations.records) - len(problems)
         print(f"frames ({'+'.join(source.modalities)}): {usable} videos ready, "
               f"{len(problems)} without usable frames")
-        if problems:
-            print(f"  {offender_list(problems)}")
+        for problem in problems[:limit]:
+            print(f"  {problem}")
+        if len(problems) > len(problems[:limit]):
+            print(f"  ... and {len(problems) - len(problems[:limit])} more (--all lists them)")
         failed = failed or bool(problems)
     empty = [name for name, count in annotations.counts().items() if name in SPLITS and not count]
     if empty:

@@ -15,6 +15,8 @@ that loads the item. In DataLoader workers torch seeds it ``base_seed +
 worker_id`` with ``base_seed`` drawn from the loader's ``generator``, so two
 workers never draw the same clips, and a loader built with
 :func:`loader_kwargs` (a seeded generator) draws the same clips on every run.
+Without workers (``num_workers=0``) items draw from torch's global generator:
+seed it (``torch.manual_seed``) for repeatable runs.
 """
 
 from __future__ import annotations
@@ -84,6 +86,17 @@ class ClipDataset(Dataset):
     def labels(self) -> list[int]:
         return [record.label for record in self.records]
 
+    def summary(self) -> str:
+        """One line for logs: videos, classes, modalities, sampler, where frames come from."""
+        sampler = type(self.sampler).__name__
+        clip_len = getattr(self.sampler, "clip_len", "?")
+        where = getattr(self.source, "root", "?")
+        return (
+            f"{len(self)} videos, {len(self.class_names)} classes, {'+'.join(self.modalities)} "
+            f"from {type(self.source).__name__}({where}), {sampler} of {clip_len} frames, "
+            f"{type(self.transform).__name__}"
+        )
+
     def __len__(self) -> int:
         return len(self.records)
 
@@ -95,8 +108,11 @@ class ClipDataset(Dataset):
         unique, inverse = np.unique(indices, return_inverse=True)
         frames = self.source.read(location, unique)  # {m: (U, H, W, C) uint8}
         tensors = self.transform(frames, rng)  # {m: (C, U, h, w) float32}
-        inverse = inverse.reshape(indices.shape)
-        item: dict[str, Any] = {m: _gather(t, inverse) for m, t in tensors.items()}
+        if indices.ndim == 1 and np.all(np.diff(indices) > 0):
+            item: dict[str, Any] = dict(tensors)  # ascending, no repeats: already the clip
+        else:
+            inverse = inverse.reshape(indices.shape)
+            item = {m: _gather(t, inverse) for m, t in tensors.items()}
         item["label"] = record.label
         item["video_id"] = record.video_id
         return item

@@ -35,11 +35,15 @@ def parse_kinetics(annotations: str | Path) -> Annotations:
 def _csv_files(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
-    files = sorted(path.glob("*.csv")) if path.is_dir() else []
-    files = [f for f in files if "youtube_id" in f.open(encoding="utf-8-sig").readline()]
+    files = [f for f in sorted(path.glob("*.csv")) if "youtube_id" in _header(f)]
     if not files:
         raise MarsError(f"{path}: no Kinetics CSV (header 'label,youtube_id,time_start,...')")
     return files
+
+
+def _header(path: Path) -> str:
+    with path.open(encoding="utf-8-sig") as handle:
+        return handle.readline()
 
 
 def _kinetics_rows(path: Path) -> list[tuple[str, str, str]]:

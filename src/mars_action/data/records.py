@@ -64,19 +64,23 @@ class Annotations:
         order = [*SPLITS, *sorted(set(counts) - set(SPLITS))]
         return {name: counts[name] for name in order if counts[name] or name in SPLITS}
 
-    def summary(self, examples: int = 5) -> str:
-        """A few lines for people: classes, videos per split, missing files."""
+    def summary(self, examples: int | None = 5) -> str:
+        """A few lines for people: classes, videos per split, missing files.
+
+        ``examples`` caps the class names and missing videos shown (None: all).
+        """
         names = ", ".join(self.class_names[:examples])
-        more = ", ..." if len(self.class_names) > examples else ""
+        more = ", ..." if len(self.class_names) > len(self.class_names[:examples]) else ""
         lines = [
             f"dataset: {self.format} ({', '.join(self.sources) or 'no annotation file'})",
             f"classes: {len(self.class_names)} ({names}{more})",
             "videos: " + ", ".join(f"{k} {v}" for k, v in self.counts().items()),
             f"missing videos: {len(self.missing)}",
         ]
-        lines += [f"  missing: {record.path}" for record in self.missing[:examples]]
-        if len(self.missing) > examples:
-            lines.append(f"  ... and {len(self.missing) - examples} more")
+        shown = self.missing if examples is None else self.missing[:examples]
+        lines += [f"  missing: {record.path}" for record in shown]
+        if len(self.missing) > len(shown):
+            lines.append(f"  ... and {len(self.missing) - len(shown)} more")
         return "\n".join(lines)
 
 

@@ -1,9 +1,10 @@
 """Where a dataset's frames come from: the frame store on disk, or the video files.
 
 A source finds each record's frames once, at dataset construction (so empty or
-missing folders are reported up front with the full list of offenders, never
-skipped silently or looped over forever, both bugs of the released code), then
-reads frames by 0-based index:
+missing folders are reported up front, naming the offenders - the first 20 and
+the count; ``mars data-summary`` lists them all - never skipped silently or
+looped over forever, both bugs of the released code), then reads frames by
+0-based index:
 
 - ``prepare(records) -> list[location]`` (raises :class:`MarsError` naming offenders),
 - ``num_frames(location) -> int``,
@@ -201,7 +202,7 @@ def _report(root: Path, problems: list[str], what: str, on_missing: str) -> None
         return
     message = f"{root}: {len(problems)} video(s) {what}: {offender_list(problems)}"
     if on_missing == "error":
-        raise MarsError(message + " (on_missing='skip' drops them)")
+        raise MarsError(message + " (on_missing='skip' drops them; mars data-summary lists all)")
     print(f"warning: {message} (skipped)", file=sys.stderr)
 
 

@@ -2,13 +2,14 @@
 
 Frames travel as numpy ``(T, H, W, C)`` uint8 arrays (what the frame store and the
 decoder give) until the last step, which turns them into float32 ``(C, T, H, W)``
-tensors. Cropping happens before resizing so only the cropped pixels are resampled.
+tensors. Cropping happens before resizing so only the cropped pixels are resampled,
+and all frames of a clip are resized in one call.
 
 The recipe is the paper's (and the released code's): at training, one crop per
 clip - a square of side ``scale x short side`` for a scale in :data:`SCALES`, at
 the centre or one of the four corners - resized to ``crop_size``, then a
-horizontal flip with p = 0.5. Flipping flow also negates its x component; on
-8-bit codes that is ``255 - code`` (as the released code did). RGB and flow of
+horizontal flip with p = 0.5. Flipping flow also negates its x component (on
+8-bit codes that is ``255 - code``, as the released code did). RGB and flow of
 one sample get the same crop and flip. At test time: the central square of the
 short side resized to ``crop_size`` (= Scale(112) + CenterCrop(112)).
 
@@ -21,9 +22,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
-import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 RGB_MEAN = (114.7748, 107.7354, 99.4750)
 FLOW_CENTER = 127.5
@@ -72,8 +73,9 @@ def sample_corner_box(
 def crop_resize(frames: np.ndarray, box: CropBox, out_size: int) -> np.ndarray:
     """Crop ``box`` out of every frame and resize it to ``out_size`` square.
 
-    Shrinking uses area interpolation (antialiased, like PIL's resize in the
-    released code); enlarging uses bilinear.
+    Bilinear with antialiasing (torch's uint8 kernel), which matches PIL's
+    ``resize(BILINEAR)`` of the released code to within one grey level, and
+    is several times faster than it or than OpenCV's area resize.
 
     Args:
         frames: (T, H, W, C) uint8, any C (RGB 3, flow 2).
@@ -87,24 +89,23 @@ def crop_resize(frames: np.ndarray, box: CropBox, out_size: int) -> np.ndarray:
     crops = frames[:, top : top + size, left : left + size]  # (T, s, s, C) view
     if size == out_size:
         return np.ascontiguousarray(crops)
-    interpolation = cv2.INTER_AREA if size > out_size else cv2.INTER_LINEAR
-    out = np.empty((frames.shape[0], out_size, out_size, frames.shape[3]), dtype=np.uint8)
-    for t, crop in enumerate(crops):
-        out[t] = cv2.resize(crop, (out_size, out_size), interpolation=interpolation).reshape(
-            out_size, out_size, -1
-        )
-    return out
+    if min(crops.strides) < 0:  # a flipped view: torch wants positive strides
+        crops = np.ascontiguousarray(crops)
+    # (T, C, s, s) in channels-last memory: the layout the fast uint8 kernel wants.
+    images = torch.from_numpy(crops).permute(0, 3, 1, 2)
+    resized = F.interpolate(images, size=(out_size, out_size), mode="bilinear", antialias=True)
+    return resized.permute(0, 2, 3, 1).numpy()  # (T, out, out, C)
 
 
-def hflip(frames: np.ndarray) -> np.ndarray:
-    """Mirror (T, H, W, C) frames left-right (a view)."""
-    return frames[:, :, ::-1]
+def hflip_clip(modality: str, clip: torch.Tensor) -> torch.Tensor:
+    """Mirror a normalized (C, T, H, W) clip left-right; flow also negates x.
 
-
-def hflip_flow(codes: np.ndarray) -> np.ndarray:
-    """Mirror (T, H, W, 2) uint8 flow codes left-right and negate x: ``x -> 255 - x``."""
-    flipped = np.array(codes[:, :, ::-1])
-    flipped[..., 0] = 255 - flipped[..., 0]
+    On normalized flow, ``(code - 127.5) * scale``, negating x is exactly the
+    released code's ``code -> 255 - code`` on the 8-bit x image.
+    """
+    flipped = clip.flip(-1)
+    if modality == "flow":
+        flipped[0].neg_()
     return flipped
 
 
@@ -125,11 +126,6 @@ def normalize(modality: str, frames: np.ndarray, flow_scale: float = 1.0) -> tor
     if modality == "flow":
         return to_clip_tensor(frames, (FLOW_CENTER, FLOW_CENTER), flow_scale)
     raise ValueError(f"unknown modality {modality!r}")
-
-
-def flip_modality(modality: str, frames: np.ndarray) -> np.ndarray:
-    """Horizontal flip of one modality (flow also negates x)."""
-    return hflip_flow(frames) if modality == "flow" else hflip(frames)
 
 
 class TrainTransform:
@@ -165,10 +161,8 @@ class TrainTransform:
         flip = rng.random() < self.flip_prob
         out = {}
         for modality, frames in clips.items():
-            frames = crop_resize(frames, box, self.crop_size)
-            if flip:
-                frames = flip_modality(modality, frames)
-            out[modality] = normalize(modality, frames, self.flow_scale)
+            clip = normalize(modality, crop_resize(frames, box, self.crop_size), self.flow_scale)
+            out[modality] = hflip_clip(modality, clip) if flip else clip
         return out
 
 

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mars_action.evaluation.evaluate import spatial_crops
+from mars_action.evaluation.fusion import stream_title
 from mars_action.evaluation.plots import new_figure, save_figure
 from mars_action.evaluation.static import repeat_middle_frame, static_transform
 from mars_action.models.checkpoint import RGB_MEAN, CheckpointMeta
@@ -63,7 +64,7 @@ class VideoCam:
     heat: np.ndarray  # (K*T, H, W) float in [0, 1]
 
 
-def display_frames(sample: dict, meta: CheckpointMeta, crop_size: int) -> np.ndarray:
+def display_frames(sample: dict, meta: CheckpointMeta) -> np.ndarray:
     """(K*T, h, w, 3) uint8 pictures of a test item's clips, cropped as the network saw them.
 
     RGB clips are un-normalised (the flow stream's item may carry ``rgb`` too, as
@@ -75,9 +76,10 @@ def display_frames(sample: dict, meta: CheckpointMeta, crop_size: int) -> np.nda
         clips = _denormalise(torch.as_tensor(sample["rgb"]), mean, std)
     else:
         codes = _denormalise(torch.as_tensor(sample["flow"]), meta.mean, meta.std) - 127.5
+        # |code - 127.5| is at most ~180 (20 px on both axes): x2 spreads it over grey levels.
         magnitude = codes.pow(2).sum(dim=1, keepdim=True).sqrt() * 2  # (K, 1, T, H, W)
         clips = magnitude.expand(-1, 3, -1, -1, -1)
-    view = spatial_crops(clips, crop_size, 1)[:, 0]  # (K, 3, T, h, w)
+    view = spatial_crops(clips, meta.crop_size, 1)[:, 0]  # (K, 3, T, h, w)
     frames = view.permute(0, 2, 3, 4, 1).flatten(0, 1)  # (K*T, h, w, 3)
     return frames.clamp(0, 255).round().to(torch.uint8).numpy()
 
@@ -118,7 +120,7 @@ def video_cam(
         label=label,
         score=float(probabilities[label]),
         predicted=int(probabilities.argmax()),
-        frames=display_frames(shown, meta, meta.crop_size),
+        frames=display_frames(shown, meta),
         heat=normalise_maps(maps).flatten(0, 1).cpu().numpy(),
     )
 
@@ -139,7 +141,7 @@ def save_cam_grid(rows: Sequence[Sequence[VideoCam]], path: str | Path, class_na
             axes = figure.add_subplot(len(rows), columns, r * columns + c + 1)
             middle = len(cam.frames) // 2
             axes.imshow(overlay(cam.frames[middle], cam.heat[middle]))
-            axes.set_title(f"{cam.stream.upper()}  p={cam.score:.2f}", fontsize=8)
+            axes.set_title(f"{stream_title([cam.stream])}  p={cam.score:.2f}", fontsize=8)
             axes.set_axis_off()
         figure.axes[r * columns].text(
             0, -0.06, f"{row[0].video_id}: {class_names[row[0].label]}",

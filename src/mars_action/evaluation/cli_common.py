@@ -45,6 +45,8 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--fold", type=int, help="UCF101/HMDB51 split number (default 1)")
     group.add_argument("--val-fraction", type=float, help="held-out share of train (val split)")
     group.add_argument("--seed", type=int, help="seed of the held-out val draw")
+    group.add_argument("--on-missing", choices=("error", "skip"),
+                       help="videos without frames: stop with a list (default) or skip them")
     group.add_argument("--split", default="test", choices=("test", "val", "train"))
     group.add_argument("--clips", default="all",
                        help="'all' non-overlapping clips (paper) or N evenly spaced clips")
@@ -87,8 +89,9 @@ def evaluate_checkpoint(
 def open_test_set(args: argparse.Namespace, meta: CheckpointMeta, checkpoint: str,
                   modality: str | None = None):
     config = args.config or run_config_path(checkpoint)
-    overrides = {k: getattr(args, k) for k in ("format", "root", "annotations", "frame_root",
-                                               "flow_prefix", "fold", "val_fraction", "seed")}
+    names = ("format", "root", "annotations", "frame_root", "flow_prefix", "fold",
+             "val_fraction", "seed", "on_missing")
+    overrides = {k: getattr(args, k) for k in names}
     settings = data_settings(config, overrides)
     return build_test_set(settings, meta, args.split, clips=clip_choice(args), crops=args.crops,
                           modality=modality)

@@ -17,6 +17,8 @@ from mars_action.evaluation.plots import new_figure, save_figure
 
 LOSS_SERIES = (("train_ce", "Cross entropy loss"), ("train_alpha_mse", "α × MSE loss"))
 ACCURACY_SERIES = (("train_acc", "Train accuracy"), ("val_acc", "Validation accuracy"))
+COLORS = {"train_ce": "#1f77b4", "train_alpha_mse": "#d62728", "train_acc": "#2ca02c",
+          "val_acc": "#9467bd"}
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
@@ -61,7 +63,8 @@ def plot_curves(series: dict[str, list], path: str | Path, title: str = "") -> P
             points = [(e, v) for e, v in zip(series["epoch"], series[key], strict=True)
                       if v is not None]
             if points:
-                handles += axes.plot(*zip(*points, strict=True), style, label=label)
+                handles += axes.plot(*zip(*points, strict=True), style, color=COLORS[key],
+                                     label=label)
     if not handles:
         raise MarsError(f"{title or 'run'}: metrics.jsonl has none of the plotted quantities")
     losses.set_xlabel("Epoch")

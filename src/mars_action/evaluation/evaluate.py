@@ -92,7 +92,7 @@ def evaluate(
         workers: DataLoader processes reading videos ahead (0: in this process,
             so ``time_data`` is the full reading time rather than the stall).
         clip_transform: applied to each video's (K, C, T, H, W) clips before
-            cropping, e.g. :func:`mars_action.evaluation.static.static_clips`.
+            cropping, e.g. :func:`mars_action.evaluation.static.static_transform`.
         progress: show a tqdm bar (videos/s).
         info: extra provenance to keep in the result.
     """
@@ -107,34 +107,43 @@ def evaluate(
     failures: list[dict[str, str]] = []
     bar = tqdm(total=len(dataset), unit="video", desc=f"eval {meta.stream}", disable=not progress)
     with torch.inference_mode():
-        for sample, data_s in _timed(_iterate(dataset, workers)):
+        for sample, data_s in _timed(_iterate(dataset, workers, device.type == "cuda")):
             bar.update(1)
             if "error" in sample:  # an unreadable video (see loading.GuardedVideos)
                 failures.append({"video_id": str(sample["video_id"]), "reason": sample["error"]})
                 continue
-            clips = _clips_of(sample, meta.modality)
-            if clip_transform is not None:
-                clips = clip_transform(clips)
-            start = time.perf_counter()
-            views = spatial_crops(clips, meta.crop_size, crops)  # (K, V, C, T, h, w)
-            logits = score_views(model, views, batch_size, device)
-            _synchronize(device)
-            network_s = time.perf_counter() - start
             label = int(sample["label"])
             if not 0 <= label < len(class_names):
                 raise MarsError(f"video {sample['video_id']}: label {label} outside the classes")
-            if aggregate == "softmax":
-                logits = logits.softmax(-1)
-            clip_scores = logits.mean(dim=1)  # (K, classes)
+            clips = _clips_of(sample, meta.modality)
+            if clip_transform is not None:
+                clips = clip_transform(clips)
+            views = spatial_crops(clips, meta.crop_size, crops)  # (K, V, C, T, h, w)
+            if not rows:  # untimed warm-up: kernel selection would inflate the first video
+                score_views(model, views[:1, :1], batch_size, device)
+            clip_scores, network_s = _clip_scores(model, views, aggregate, batch_size, device)
             hits = int((clip_scores.argmax(dim=1) == label).sum())
-            video = clip_scores.mean(dim=0).numpy()
-            video_id = str(sample["video_id"])
-            rows.append((video_id, label, video, hits, len(clips), data_s, network_s))
+            video = clip_scores.mean(dim=0).numpy()  # (classes,)
+            rows.append((str(sample["video_id"]), label, video, hits, len(clips), data_s,
+                         network_s))
     bar.close()
     if not rows:
         raise MarsError(f"no video could be read; the first: {failures[0]['video_id']}: "
                         f"{failures[0]['reason']}")
     return _collect(rows, class_names, meta, aggregate, crops, {**(info or {}), "failed": failures})
+
+
+def _clip_scores(
+    model: nn.Module, views: torch.Tensor, aggregate: str, batch_size: int, device: torch.device
+) -> tuple[torch.Tensor, float]:
+    """Scores (K, classes) of each clip, its views averaged; and the network seconds."""
+    start = time.perf_counter()
+    logits = score_views(model, views, batch_size, device)  # (K, V, classes)
+    _synchronize(device)
+    network_s = time.perf_counter() - start
+    if aggregate == "softmax":
+        logits = logits.softmax(-1)
+    return logits.mean(dim=1), network_s
 
 
 def _collect(rows, class_names, meta, aggregate, crops, info) -> VideoScores:
@@ -189,10 +198,14 @@ def _clips_of(sample: dict[str, Any], modality: str) -> torch.Tensor:
     return clips
 
 
-def _iterate(dataset: Sequence[dict[str, Any]], workers: int) -> Iterator[dict[str, Any]]:
+def _iterate(
+    dataset: Sequence[dict[str, Any]], workers: int, pin_memory: bool
+) -> Iterator[dict[str, Any]]:
+    """Items in order; with workers, read ahead in other processes (pinned for CUDA copies)."""
     if workers <= 0:
         return (dataset[i] for i in range(len(dataset)))
-    loader = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers)
+    loader = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers,
+                        pin_memory=pin_memory)
     return iter(loader)
 
 

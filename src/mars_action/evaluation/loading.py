@@ -40,12 +40,15 @@ class DataSettings:
     val_fraction: float = 0.1
     seed: int = 0
     use_test_as_val: bool = False
+    stride: int = 1
+    on_missing: str = "error"
 
 
 def run_config_path(checkpoint: str | Path) -> Path | None:
     """``RUN/config.yaml`` for a checkpoint at ``RUN/checkpoints/*.pt``, if there is one."""
-    path = Path(checkpoint).resolve().parent.parent / "config.yaml"
-    return path if path.is_file() else None
+    folder = Path(checkpoint).resolve().parent
+    path = folder.parent / "config.yaml"
+    return path if folder.name == "checkpoints" and path.is_file() else None
 
 
 def data_settings(config: str | Path | None, overrides: Mapping[str, Any]) -> DataSettings:
@@ -80,19 +83,23 @@ def build_test_set(
 ):
     """Every clip (or ``clips`` evenly spaced ones) of each video of ``split``, for ``meta``.
 
-    With ``crops=3`` frames are only scaled (short side = crop size) so that
-    :func:`mars_action.evaluation.evaluate.spatial_crops` can cut three crops.
+    Clip length, crop, fps, short side and the flow scale (``1 / std`` of a Flow
+    checkpoint) are the checkpoint's. With ``crops=3`` frames are only scaled (short
+    side = crop size) so that :func:`mars_action.evaluation.evaluate.spatial_crops`
+    can cut three crops.
     """
+    flow_scale = 1.0 / meta.std[0] if meta.modality == "flow" else 1.0
     dataset = build_dataset(
         settings.format, settings.root, settings.annotations, split,
         modality or meta.modality, meta.clip_len, meta.crop_size,
         frame_root=settings.frame_root, fold=settings.fold, val_fraction=settings.val_fraction,
         seed=settings.seed, use_test_as_val=settings.use_test_as_val, clips=clips,
-        augment=False, flow_prefix=settings.flow_prefix, fps=meta.fps,
-        short_side=meta.short_side,
+        augment=False, stride=settings.stride, flow_prefix=settings.flow_prefix,
+        flow_scale=flow_scale, fps=meta.fps, short_side=meta.short_side,
+        on_missing=settings.on_missing,
     )
     if crops == 3:
-        dataset.transform = ShortSideTransform(meta.crop_size)
+        dataset.transform = ShortSideTransform(meta.crop_size, flow_scale)
     return dataset
 
 
@@ -103,11 +110,11 @@ class ShortSideTransform:
     Shrinking uses area interpolation, as the data stage's transforms do.
     """
 
-    def __init__(self, size: int) -> None:
-        self.size = size
+    def __init__(self, size: int, flow_scale: float = 1.0) -> None:
+        self.size, self.flow_scale = size, flow_scale
 
     def __call__(self, clips: Mapping[str, np.ndarray], rng=None) -> dict[str, torch.Tensor]:
-        return {m: normalize(m, self._resize(frames)) for m, frames in clips.items()}
+        return {m: normalize(m, self._resize(f), self.flow_scale) for m, f in clips.items()}
 
     def _resize(self, frames: np.ndarray) -> np.ndarray:
         height, width = frames.shape[1:3]  # (T, H, W, C)

@@ -72,6 +72,7 @@ def plot_static(table: dict[str, dict], path: str) -> None:
     for xi, value in zip(x + 0.2, static, strict=True):
         axes.annotate(f"{value:.1f}%", (xi, value), ha="center", va="bottom", fontsize=8)
     axes.set_xticks(x, [stream_title([n]) for n in names])
+    axes.margins(y=0.12)  # room for the labels above the bars
     axes.set_ylabel("Top-1 accuracy (%)")
     axes.set_title("Accuracy on static clips (middle frame repeated)")
     axes.legend(fontsize=8)

@@ -30,7 +30,10 @@ def run_alpha_sweep(
     out_dir: str | Path,
     overrides: Sequence[str] = (),
 ) -> list[Path]:
-    """Train the config once per alpha into ``out_dir/alpha_<a>``; returns the run folders."""
+    """Train the config once per alpha into ``out_dir/alpha_<a>``; returns the run folders.
+
+    Resumable: a run folder with a ``last.pt`` continues where it stopped.
+    """
     from mars_action.training import load_experiment, train
 
     runs = []
@@ -39,7 +42,7 @@ def run_alpha_sweep(
         config = load_experiment(config_path, [*overrides, *extra])
         config.name = f"{config.name}-alpha{alpha:g}"
         run_dir = Path(out_dir) / f"alpha_{alpha:g}"
-        train(config, run_dir)
+        train(config, run_dir, resume=True)  # continues an interrupted run, starts a new one
         runs.append(run_dir)
     return runs
 

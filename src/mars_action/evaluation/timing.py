@@ -31,9 +31,13 @@ def measure_video_costs(
     videos: Sequence[str | Path], method: str = "tvl1", fps: float = 25.0, short_side: int = 256
 ) -> dict[str, float]:
     """Decode and flow seconds per frame, measured on ``videos`` on this machine."""
-    from mars_action.flow import compute_flow
+    from mars_action.flow.methods import check_method, compute_flow
     from mars_action.video.decode import decode_video
 
+    try:
+        check_method(method)
+    except ValueError as error:
+        raise MarsError(str(error)) from None
     decode_s = flow_s = 0.0
     frames_total = pairs_total = 0
     for video in videos:
@@ -56,10 +60,16 @@ def measure_video_costs(
 
 
 def frames_per_video(result: VideoScores) -> float:
-    """Mean frames per evaluated video: its clips times the clip length (from the score file)."""
+    """Mean frames per evaluated video: its clips times the clip length (from the score file).
+
+    Only all non-overlapping clips (``--clips all``, the paper's protocol) cover a video.
+    """
     clip_len = int(result.info.get("clip_len", 16))
-    if result.clip_counts is None:
-        raise MarsError(f"stream {result.stream}: the score file has no clip counts")
+    if result.clip_counts is None or result.info.get("clips", "all") != "all":
+        raise MarsError(
+            f"stream {result.stream}: its score file does not tell the videos' length "
+            "(evaluate with --clips all, or give --flow-seconds)"
+        )
     return float(np.mean(result.clip_counts)) * clip_len
 
 

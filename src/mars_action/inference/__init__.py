@@ -6,7 +6,12 @@
     print(prediction.topk, [(c.start, c.end, c.topk[0]) for c in prediction.clips])
 """
 
-from mars_action.inference.export import export_model, max_abs_difference, read_exported_meta
+from mars_action.inference.export import (
+    export_model,
+    load_exported,
+    max_abs_difference,
+    read_exported_meta,
+)
 from mars_action.inference.prediction import ClipPrediction, Prediction, VideoFailure
 from mars_action.inference.preprocess import Preprocessing
 from mars_action.inference.recognizer import Recognizer
@@ -20,6 +25,7 @@ __all__ = [
     "VideoFailure",
     "WindowPrediction",
     "export_model",
+    "load_exported",
     "max_abs_difference",
     "read_exported_meta",
     "stream_windows",

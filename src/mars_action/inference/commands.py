@@ -19,6 +19,7 @@ from mars_action.inference.export import (
     FORMATS,
     default_output,
     export_model,
+    load_exported,
     max_abs_difference,
     random_clips,
 )
@@ -85,6 +86,8 @@ def _recognizer(args: argparse.Namespace) -> Recognizer:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    if args.batch_size < 1:
+        raise MarsError(f"--batch-size {args.batch_size}: must be at least 1")
     recognizer = _recognizer(args)
     failed = 0
     for result in recognizer.predict_each(args.videos, args.topk, args.batch_size):
@@ -107,7 +110,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _annotate(args: argparse.Namespace, recognizer: Recognizer, result: Prediction) -> bool:
     out = Path(args.output)
-    if len(args.videos) > 1:
+    if len(args.videos) > 1 or out.is_dir():
         out = out / f"{Path(result.source).stem}.mp4"
     try:
         annotate_video(result.source, result, out, recognizer.preprocessing, args.topk)
@@ -124,8 +127,8 @@ def _annotate(args: argparse.Namespace, recognizer: Recognizer, result: Predicti
 def _stream(args: argparse.Namespace) -> int:
     recognizer = _recognizer(args)
     pre = recognizer.preprocessing
-    window = args.window or pre.clip_len
-    every = args.every or max(1, window // 2)
+    window = pre.clip_len if args.window is None else args.window
+    every = max(1, window // 2) if args.every is None else args.every
     if window < 1 or every < 1:
         raise MarsError(f"--window {window} and --every {every} must be at least 1")
     frames, live = open_source(args.source, pre.fps, pre.short_side)
@@ -180,6 +183,8 @@ def _stream_frames(
         message = "stream ended"
     except MarsError as error:
         message = f"stream stopped: {error}"
+    except KeyboardInterrupt:  # ends a camera stream; the output file is still finished
+        message = "stream stopped by the user"
     print(
         f"mars stream: {message}; {counts['frames']} frames, {counts['windows']} windows",
         file=sys.stderr,
@@ -197,9 +202,10 @@ def _export(args: argparse.Namespace) -> int:
     checks = {"random": random_clips(meta, batch=3, seed=1)}  # batch 3: not the traced 2
     if args.video:
         checks["real"] = _real_clips(model, meta, args.video)
+    exported = load_exported(out)
     worst = 0.0
     for name, clips in checks.items():
-        diff = max_abs_difference(out, model, clips)
+        diff = max_abs_difference(exported, model, clips)
         worst = max(worst, diff)
         shape = tuple(clips.shape)
         print(f"check {name:6s} clips {shape}: max |{args.format} - torch| = {diff:.2e}")

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mars_action.errors import MarsError
 from mars_action.models.checkpoint import CheckpointMeta
 
 FORMATS = ("torchscript", "onnx")
@@ -67,13 +68,22 @@ def export_model(model: nn.Module, meta: CheckpointMeta, out: str | Path, fmt: s
 
 
 def _save_torchscript(model: nn.Module, example: torch.Tensor, meta_json: str, path: Path):
-    # torch.jit is deprecated in favour of torch.export, but TorchScript is what
-    # C++ (libtorch) and older runtimes load; tracing is exact for this graph.
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore", category=DeprecationWarning)
-        warnings.simplefilter("ignore", category=FutureWarning)
+    with _jit_allowed(), torch.no_grad():
         traced = torch.jit.trace(model, example, check_trace=False)
         torch.jit.save(traced, str(path), _extra_files={"meta.json": meta_json})
+
+
+@contextlib.contextmanager
+def _jit_allowed() -> Iterator[None]:
+    """Silence torch.jit's deprecation warnings.
+
+    torch.jit is deprecated in favour of torch.export, but TorchScript is still what
+    libtorch (C++) and older runtimes load, and tracing is exact for this graph.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=DeprecationWarning)
+        warnings.simplefilter("ignore", category=FutureWarning)
+        yield
 
 
 def _save_onnx(model: nn.Module, example: torch.Tensor, meta_json: str, path: Path):
@@ -107,51 +117,77 @@ def _quiet_onnx_exporter() -> Iterator[None]:
         logger.setLevel(level)
 
 
+def is_exported(path: str | Path) -> bool:
+    """Whether ``path`` names a file :func:`export_model` writes (by its suffix)."""
+    return any(str(path).endswith(suffix) for suffix in _SUFFIX.values())
+
+
 def read_exported_meta(path: str | Path) -> CheckpointMeta:
     """The checkpoint meta stored in an exported file (either format)."""
     path = Path(path)
-    if path.suffix == ".onnx":
-        import onnx
+    try:
+        if path.suffix == ".onnx":
+            import onnx
 
-        proto = onnx.load(str(path), load_external_data=False)
-        props = {p.key: p.value for p in proto.metadata_props}
-        return CheckpointMeta.from_dict(json.loads(props[META_KEY]))
-    files = {"meta.json": ""}
-    torch.jit.load(str(path), map_location="cpu", _extra_files=files)
-    return CheckpointMeta.from_dict(json.loads(files["meta.json"]))
+            proto = onnx.load(str(path), load_external_data=False)
+            meta_json = {p.key: p.value for p in proto.metadata_props}[META_KEY]
+        else:
+            files = {"meta.json": ""}
+            with _jit_allowed():
+                torch.jit.load(str(path), map_location="cpu", _extra_files=files)
+            meta_json = files["meta.json"]
+        return CheckpointMeta.from_dict(json.loads(meta_json))
+    except Exception as error:  # noqa: BLE001  (onnx / torch.jit raise many types)
+        reason = str(error).strip().splitlines()[0][:160] if str(error).strip() else repr(error)
+        raise MarsError(
+            f"{path}: not a model exported by mars export, or unreadable ({reason})"
+        ) from None
 
 
-def load_exported(path: str | Path) -> Callable[[torch.Tensor], np.ndarray]:
-    """A CPU function clips (B, C, T, S, S) -> logits (B, classes) of an exported file.
+def load_exported(
+    path: str | Path, device: str | torch.device = "cpu"
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A function clips (B, C, T, S, S) -> logits (B, classes) running an exported file.
 
-    ONNX runs in ONNX Runtime, TorchScript in libtorch; the session (or module) is
-    made once, so calling the function repeatedly measures inference alone.
+    ONNX runs in ONNX Runtime (its CUDA provider when ``device`` is CUDA and the
+    installed package has it), TorchScript in libtorch on ``device``. The session
+    is made once, so repeated calls measure inference alone.
     """
-    path = Path(path)
-    if path.suffix == ".onnx":
-        import onnxruntime
+    path, device = Path(path), torch.device(device)
+    if path.suffix != ".onnx":
+        with _jit_allowed():
+            module = torch.jit.load(str(path), map_location=device)
 
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        return lambda clips: session.run([OUTPUT_NAME], {INPUT_NAME: clips.cpu().numpy()})[0]
-    module = torch.jit.load(str(path), map_location="cpu")
+        def run_torchscript(clips: torch.Tensor) -> torch.Tensor:
+            with torch.inference_mode():
+                return module(clips.to(device))
 
-    def run(clips: torch.Tensor) -> np.ndarray:
-        with torch.inference_mode():
-            return module(clips.cpu()).numpy()
+        return run_torchscript
+    import onnxruntime
 
-    return run
+    providers = ["CPUExecutionProvider"]
+    if device.type == "cuda" and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        providers.insert(0, "CUDAExecutionProvider")
+    session = onnxruntime.InferenceSession(str(path), providers=providers)
+
+    def run_onnx(clips: torch.Tensor) -> torch.Tensor:
+        feed = {INPUT_NAME: clips.detach().cpu().numpy()}
+        return torch.from_numpy(session.run([OUTPUT_NAME], feed)[0])
+
+    return run_onnx
 
 
-def run_exported(path: str | Path, clips: torch.Tensor) -> np.ndarray:
-    """Logits (B, classes) of an exported file on ``clips`` (one call)."""
-    return load_exported(path)(clips)
+def max_abs_difference(
+    exported: Callable[[torch.Tensor], torch.Tensor], model: nn.Module, clips: torch.Tensor
+) -> float:
+    """Largest |exported - PyTorch| over the logits of ``clips`` (B, C, T, S, S), on the CPU.
 
-
-def max_abs_difference(path: str | Path, model: nn.Module, clips: torch.Tensor) -> float:
-    """Largest |exported - PyTorch| over the logits of ``clips`` (B, C, T, S, S)."""
+    ``exported`` comes from :func:`load_exported`; a wrong output shape (a batch
+    axis that did not stay dynamic) raises.
+    """
     with torch.inference_mode():
         reference = model.eval().cpu()(clips.cpu()).numpy()
-    exported = run_exported(path, clips)
-    if exported.shape != reference.shape:
-        raise RuntimeError(f"{path}: output shape {exported.shape}, expected {reference.shape}")
-    return float(np.abs(exported - reference).max())
+        logits = exported(clips).cpu().numpy()
+    if logits.shape != reference.shape:
+        raise RuntimeError(f"exported output shape {logits.shape}, expected {reference.shape}")
+    return float(np.abs(logits - reference).max())

@@ -8,7 +8,7 @@ input order, a bad video as a :class:`VideoFailure` that does not stop the other
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,7 @@ from torch import nn
 
 from mars_action.errors import MarsError
 from mars_action.inference.background import background
+from mars_action.inference.export import is_exported, load_exported, read_exported_meta
 from mars_action.inference.prediction import Prediction, VideoFailure, build_prediction
 from mars_action.inference.preprocess import Clip, ClipAssembler, Preprocessing
 from mars_action.models.checkpoint import CheckpointMeta, load_checkpoint, read_labels
@@ -38,7 +39,9 @@ class Recognizer:
     """A model, its checkpoint's preprocessing and its class names, ready to predict.
 
     Args:
-        model: an RGB-input ``ResNet3d`` (3 input channels).
+        model: an RGB-input ``ResNet3d`` (3 input channels), or any function of
+            clips (B, 3, T, S, S) -> logits, such as an exported model
+            (:func:`~mars_action.inference.export.load_exported`).
         meta: the checkpoint's meta; preprocessing is read from it.
         device: where the network runs.
         optimize: fold BatchNorm and use channels_last_3d (same outputs, faster).
@@ -46,7 +49,7 @@ class Recognizer:
 
     def __init__(
         self,
-        model: nn.Module,
+        model: nn.Module | Callable[[torch.Tensor], torch.Tensor],
         meta: CheckpointMeta,
         device: str | torch.device = "cpu",
         optimize: bool = True,
@@ -54,8 +57,10 @@ class Recognizer:
         self.device = resolve_device(device)
         self.meta = meta
         self.preprocessing = Preprocessing.from_meta(meta)
-        model = model.to(self.device).eval()
-        self.model = optimize_for_inference(model) if optimize else model
+        if isinstance(model, nn.Module):
+            model = model.to(self.device).eval()
+            model = optimize_for_inference(model) if optimize else model
+        self.model = model
 
     @classmethod
     def from_checkpoint(
@@ -66,18 +71,36 @@ class Recognizer:
         arch: str | None = None,
         optimize: bool = True,
     ) -> Recognizer:
-        """Load our checkpoint, or a released MARS ``.pth`` with ``labels`` (file or list)."""
+        """Load our checkpoint, a released MARS ``.pth`` or a ``mars export`` file.
+
+        A ``.pth`` has no class names: pass ``labels`` (a file or a list). An
+        ``.onnx`` file runs in ONNX Runtime, several times faster than PyTorch on a
+        CPU (benchmarks/bench_latency.py); a ``.torchscript.pt`` runs in libtorch.
+        """
         names = read_labels(labels) if isinstance(labels, (str, Path)) else labels
-        model, meta = load_checkpoint(
-            path, arch=arch, class_names=None if names is None else list(names),
-            expect_modality="rgb",
-        )
-        if not meta.class_names:
-            raise MarsError(
-                f"{path}: the checkpoint has no class names; --labels FILE is required "
-                "(one name per line, or 'index name' as UCF101's classInd.txt)"
-            )
+        names = None if names is None else list(names)
+        if is_exported(path):
+            return cls._from_exported(Path(path), resolve_device(device), names)
+        model, meta = load_checkpoint(path, arch=arch, class_names=names, expect_modality="rgb")
+        _require_class_names(meta, path)
         return cls(model, meta, device=device, optimize=optimize)
+
+    @classmethod
+    def _from_exported(
+        cls, path: Path, device: torch.device, names: list[str] | None
+    ) -> Recognizer:
+        meta = read_exported_meta(path)
+        if meta.modality != "rgb":
+            raise MarsError(f"{path}: a {meta.modality} model; predicting needs RGB input")
+        if names is not None:
+            if len(names) != meta.num_classes:
+                raise MarsError(
+                    f"{path}: {len(names)} class names given but the model has "
+                    f"{meta.num_classes} outputs"
+                )
+            meta.class_names = names
+        _require_class_names(meta, path)
+        return cls(load_exported(path, device), meta, device=device)
 
     @property
     def class_names(self) -> list[str]:
@@ -117,6 +140,8 @@ class Recognizer:
                     batch = []
             else:
                 states[item.index].end = item
+                if item.failure is not None:  # its clips need no scoring
+                    batch = [queued for queued in batch if queued.index != item.index]
             while emitted < len(states) and states[emitted].ready:
                 yield states[emitted].result(self, topk)
                 emitted += 1
@@ -219,6 +244,14 @@ class _VideoState:
             looped=self.end.looped,
             clip_len=pre.clip_len,
             topk=topk,
+        )
+
+
+def _require_class_names(meta: CheckpointMeta, path: str | Path) -> None:
+    if not meta.class_names:
+        raise MarsError(
+            f"{path}: the checkpoint has no class names; --labels FILE is required "
+            "(one name per line, or 'index name' as UCF101's classInd.txt)"
         )
 
 

@@ -30,9 +30,9 @@ _CAMERA = {"linux": ("/dev/video{}", "v4l2"), "darwin": ("{}", "avfoundation")}
 class WindowPrediction:
     """The verdict on the last ``num_frames`` frames, ending at ``end`` seconds.
 
-    ``latency`` is the wall time from the window's last frame arriving to the
-    verdict (clip assembly and the network); ``looped`` marks a stream that ended
-    before filling one clip.
+    ``latency`` is the wall time to score the window once its last frame is in
+    (clip assembly and the network); ``looped`` marks a stream that ended before
+    filling one clip.
     """
 
     start: float

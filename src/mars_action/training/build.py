@@ -62,8 +62,11 @@ def build_teacher(config: ExperimentConfig, student: nn.Module, process: Process
 
 def make_meta(config: ExperimentConfig, class_names: list[str]) -> CheckpointMeta:
     """What the trained model needs at use time; the full resolved config as provenance."""
-    provenance = {"config": to_dict(config), "teacher": config.distill.teacher,
-                  "pretrained": config.model.pretrained}
+    provenance = {
+        "config": to_dict(config),
+        "teacher": config.distill.teacher,
+        "pretrained": config.model.pretrained,
+    }
     return CheckpointMeta(
         arch=canonical_name(config.model.arch),
         in_channels=in_channels(config.stream),
@@ -80,7 +83,10 @@ def make_meta(config: ExperimentConfig, class_names: list[str]) -> CheckpointMet
 
 
 def build_engine(
-    phase: Phase, model: nn.Module, teacher: nn.Module | None, config: ExperimentConfig,
+    phase: Phase,
+    model: nn.Module,
+    teacher: nn.Module | None,
+    config: ExperimentConfig,
     process: Process,
 ) -> tuple[Engine, object, list[str]]:
     """The engine and scheduler of one phase, and the model's frozen children.
@@ -91,8 +97,9 @@ def build_engine(
     trainable = trainable_children(config.model.ft_begin_index, phase.trainable)
     frozen = freeze_except(model, trainable)
     optim = config.optim
-    optimizer = build_optimizer(model, phase.lr, optim.momentum, optim.dampening,
-                                optim.weight_decay, optim.nesterov)
+    optimizer = build_optimizer(
+        model, phase.lr, optim.momentum, optim.dampening, optim.weight_decay, optim.nesterov
+    )
     scheduler = build_scheduler(optimizer, config.schedule, phase.end_epoch - phase.first_epoch)
     student = Student(model, phase.objective)
     if process.distributed:

@@ -17,17 +17,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train an RGB, Flow, MERS or MARS stream from a YAML experiment",
         description="Train the stream a YAML experiment describes (configs/...). Dotted "
         "overrides go after the file, e.g. `mars train configs/paper/hmdb51_mars_16f.yaml "
-        "distill.teacher=runs/flow/checkpoints/best.pt recipe=released`.",
+        "distill.teacher=runs/flow/checkpoints/best.pt recipe=released`. Several nodes: "
+        "start `torchrun --nnodes N --nproc_per_node G ... -m mars_action.cli train CONFIG "
+        "--run-dir DIR` on each node; the run reads torchrun's environment.",
     )
     parser.add_argument("config", help="the experiment YAML (or a run folder's config.yaml)")
     parser.add_argument("overrides", nargs="*", help="KEY=VALUE, e.g. optim.lr=0.01")
     parser.add_argument("--run-dir", help="run folder (default: runs/<config name>)")
     parser.add_argument(
-        "--resume", action="store_true",
+        "--resume",
+        action="store_true",
         help="continue from RUN_DIR/checkpoints/last.pt (starts afresh when there is none)",
     )
     parser.add_argument(
-        "--gpus", type=int,
+        "--gpus",
+        type=int,
         help="start N processes with torchrun, one per GPU (without CUDA: N CPU processes)",
     )
     parser.set_defaults(handler=_train)
@@ -41,7 +45,10 @@ def _train(args: argparse.Namespace) -> int:
         return launch(argv + (["--resume"] if args.resume else []), args.gpus)
     summary = train(config, run_dir, resume=args.resume)
     if int(os.environ.get("RANK", "0")) == 0:
-        best = (f"best val acc {summary.best_val_acc:.4f} at epoch {summary.best_epoch}"
-                if summary.best_epoch else "no best epoch")
+        best = (
+            f"best val acc {summary.best_val_acc:.4f} at epoch {summary.best_epoch}"
+            if summary.best_epoch
+            else "no best epoch"
+        )
         print(f"mars train: {summary.epochs} epochs, {best}; run folder {summary.run_dir}")
     return 0

@@ -21,7 +21,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mars_action.config import load_config
+from mars_action.config import load_config, to_dict
 from mars_action.errors import MarsError
 from mars_action.models import FEATURE_NAMES
 
@@ -44,7 +44,7 @@ class DataConfig:
     frame_root: str | None = None  # frame store (<class>/<video>/00001.jpg); needed for flow
     fold: int = 1  # UCF101 / HMDB51 split number
     val_fraction: float = 0.1  # of each class's train videos, held out for validation
-    split_seed: int = 0  # seed of that held-out draw (kept apart from train.seed)
+    seed: int = 0  # seed of that held-out draw (kept apart from train.seed)
     use_test_as_val: bool = False  # the released code's model selection on the test split
     clip_len: int = 16
     crop_size: int = 112
@@ -176,6 +176,46 @@ def recipe_defaults(config: ExperimentConfig) -> dict[str, float]:
     }
 
 
+# Settings a resumed run may change: they do not alter what is computed.
+RESUMABLE_CHANGES = (
+    "name",
+    "schedule.epochs",
+    "data.num_workers",
+    "train.progress",
+    "train.threads",
+    "train.device",
+    "train.save_every_steps",
+)
+
+
+def check_resumable(config: ExperimentConfig, saved: Path) -> None:
+    """Refuse to resume a run (its ``config.yaml``) with settings that change the result."""
+    if not saved.exists():
+        return
+    before = _flatten(to_dict(load_config(ExperimentConfig, saved)))
+    after = _flatten(to_dict(config))
+    changed = sorted(
+        k
+        for k in before.keys() | after.keys()
+        if before.get(k) != after.get(k) and k not in RESUMABLE_CHANGES
+    )
+    if changed:
+        raise MarsError(
+            f"{saved}: the run was started with other settings "
+            f"({', '.join(changed)}); resume with the same config or another --run-dir"
+        )
+
+
+def _flatten(data: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def check(config: ExperimentConfig) -> None:
     """Reject values that would fail later, naming the key and the allowed values."""
     _one_of("stream", config.stream, STREAMS)
@@ -188,10 +228,12 @@ def check(config: ExperimentConfig) -> None:
         _one_of("model.frozen_bn", config.model.frozen_bn, ("freeze", "update"))
     if not 0 <= config.model.ft_begin_index <= 5:
         raise MarsError(f"model.ft_begin_index: {config.model.ft_begin_index} is not in 0..5")
-    for key, value in (("schedule.epochs", config.schedule.epochs),
-                       ("data.batch_size", config.data.batch_size),
-                       ("train.grad_accum", config.train.grad_accum),
-                       ("train.eval_every", config.train.eval_every)):
+    for key, value in (
+        ("schedule.epochs", config.schedule.epochs),
+        ("data.batch_size", config.data.batch_size),
+        ("train.grad_accum", config.train.grad_accum),
+        ("train.eval_every", config.train.eval_every),
+    ):
         if value < 1:
             raise MarsError(f"{key}: must be at least 1, got {value}")
     if config.stream in ("mars", "mers"):

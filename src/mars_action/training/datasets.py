@@ -15,15 +15,26 @@ def build_datasets(data: DataConfig, modalities: tuple[str, ...]) -> tuple[Datas
     holds no video (``val_fraction`` 0): the run then selects on training accuracy.
     """
     annotations = load_annotations(
-        data.format, data.root, data.annotations, fold=data.fold,
-        val_fraction=data.val_fraction, seed=data.split_seed,
+        data.format,
+        data.root,
+        data.annotations,
+        fold=data.fold,
+        val_fraction=data.val_fraction,
+        seed=data.seed,
         use_test_as_val=data.use_test_as_val,
     )
     common = {
-        "modality": "+".join(modalities), "clip_len": data.clip_len, "crop_size": data.crop_size,
-        "root": data.root, "frame_root": data.frame_root, "stride": data.stride,
-        "flow_prefix": data.flow_prefix, "flow_scale": data.flow_scale, "fps": data.fps,
-        "short_side": data.short_side, "on_missing": data.on_missing,
+        "modality": "+".join(modalities),
+        "clip_len": data.clip_len,
+        "crop_size": data.crop_size,
+        "root": data.root,
+        "frame_root": data.frame_root,
+        "stride": data.stride,
+        "flow_prefix": data.flow_prefix,
+        "flow_scale": data.flow_scale,
+        "fps": data.fps,
+        "short_side": data.short_side,
+        "on_missing": data.on_missing,
     }
     train = make_dataset(annotations, "train", clips="random", augment=True, **common)
     if not annotations.split("val"):

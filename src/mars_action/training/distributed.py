@@ -94,7 +94,13 @@ def launch(argv: list[str], nproc: int) -> int:
     if torch.cuda.is_available() and nproc > torch.cuda.device_count():
         raise MarsError(f"--gpus {nproc}: only {torch.cuda.device_count()} GPU(s) visible")
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone",
-        f"--nproc_per_node={nproc}", "-m", "mars_action.cli", *argv,
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        "mars_action.cli",
+        *argv,
     ]
     return subprocess.call(command)

@@ -44,9 +44,9 @@ class Engine:
     @property
     def bare_student(self) -> nn.Module:
         """The Student without DDP: validation must not join DDP's collectives."""
-        return self.student.module if isinstance(self.student, DistributedDataParallel) else (
-            self.student
-        )
+        if isinstance(self.student, DistributedDataParallel):
+            return self.student.module
+        return self.student
 
 
 def amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
@@ -135,8 +135,13 @@ def optimizer_step(engine: Engine) -> None:
 
 
 def train_one_epoch(
-    engine: Engine, loader: Iterable, *, epoch: int, start_step: int = 0,
-    on_step: Callable[[int, Meter], None] | None = None, meter: Meter | None = None,
+    engine: Engine,
+    loader: Iterable,
+    *,
+    epoch: int,
+    start_step: int = 0,
+    on_step: Callable[[int, Meter], None] | None = None,
+    meter: Meter | None = None,
     progress: bool = False,
 ) -> tuple[dict[str, float], int]:
     """Train over ``loader``; returns the epoch's metrics and its optimizer steps so far.
@@ -149,27 +154,30 @@ def train_one_epoch(
     keys, accum, process = input_keys(engine.loss), engine.grad_accum, engine.process
     engine.optimizer.zero_grad(set_to_none=True)
     step, pending, seen, started = start_step, 0, 0, time.perf_counter()
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}", leave=False, dynamic_ncols=True,
-               disable=not (progress and process.is_main))
-    for batch in bar:
+    bar = tqdm(
+        loader,
+        desc=f"epoch {epoch + 1}",
+        leave=False,
+        dynamic_ncols=True,
+        disable=not (progress and process.is_main),
+    )
+    ddp, last = isinstance(engine.student, DistributedDataParallel), len(loader) - 1
+    for index, batch in enumerate(bar):
         batch = to_device(batch, keys, engine)
         pending += 1
-        sync = pending == accum or not isinstance(engine.student, DistributedDataParallel)
-        with contextlib.nullcontext() if sync else engine.student.no_sync():
+        boundary = pending == accum or index == last  # the epoch may end mid-accumulation
+        with engine.student.no_sync() if ddp and not boundary else contextlib.nullcontext():
             parts, logits = forward_loss(engine, batch, engine.student)
             check_finite(parts["loss"], process, f"epoch {epoch + 1}, step {step + 1}")
             engine.scaler.scale(parts["loss"] / accum).backward()
         meter.add(parts, logits, batch["label"])
         seen += batch["label"].numel() * process.world_size
-        if pending == accum:
+        if boundary:
             optimizer_step(engine)
             step, pending = step + 1, 0
             if on_step is not None:
                 on_step(step, meter)
         _show(bar, meter, seen / max(time.perf_counter() - started, 1e-9))
-    if pending:  # the epoch's last, partial accumulation
-        optimizer_step(engine)
-        step += 1
     clips_per_s = seen / max(time.perf_counter() - started, 1e-9)
     return {**meter.result(process), "clips_per_s": clips_per_s}, step
 
@@ -178,8 +186,9 @@ def _show(bar: tqdm, meter: Meter, clips_per_s: float) -> None:
     if bar.disable:
         return
     loss, acc = meter.running()
-    bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.3f}", clips_s=f"{clips_per_s:.1f}",
-                    refresh=False)
+    bar.set_postfix(
+        loss=f"{loss:.3f}", acc=f"{acc:.3f}", clips_s=f"{clips_per_s:.1f}", refresh=False
+    )
 
 
 @torch.no_grad()

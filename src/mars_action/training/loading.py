@@ -57,8 +57,14 @@ class EpochSampler(Sampler):
     """
 
     def __init__(
-        self, size: int, *, seed: int = 0, rank: int = 0, world_size: int = 1,
-        shuffle: bool = True, pad: bool = True,
+        self,
+        size: int,
+        *,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        shuffle: bool = True,
+        pad: bool = True,
     ):
         self.size, self.seed, self.rank, self.world_size = size, seed, rank, world_size
         self.shuffle, self.pad = shuffle, pad
@@ -90,8 +96,14 @@ class EpochSampler(Sampler):
 
 
 def make_loader(
-    dataset: Dataset, sampler: EpochSampler, *, batch_size: int, num_workers: int, seed: int,
-    train: bool, pin_memory: bool = False,
+    dataset: Dataset,
+    sampler: EpochSampler,
+    *,
+    batch_size: int,
+    num_workers: int,
+    seed: int,
+    train: bool,
+    pin_memory: bool = False,
 ) -> DataLoader:
     """A loader over ``dataset`` in ``sampler``'s order; training drops the last partial batch."""
     if train and sampler.share_size < batch_size:
@@ -100,7 +112,11 @@ def make_loader(
             f"{batch_size}; lower data.batch_size or add videos"
         )
     return DataLoader(
-        SeededSamples(dataset, seed), batch_size=batch_size, sampler=sampler,
-        num_workers=num_workers, pin_memory=pin_memory, drop_last=train,
-        persistent_workers=False,
+        SeededSamples(dataset, seed),
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        drop_last=train,
+        persistent_workers=num_workers > 0,  # no respawn every epoch
     )

@@ -73,8 +73,9 @@ def plan_phases(config) -> list[Phase]:
     distill = config.distill
     if config.stream in ("rgb", "flow"):
         return [Phase("train", 0, epochs, Objective(config.stream), "all", lr)]
-    mse = Objective("rgb", alpha=distill.alpha, feature=distill.feature,
-                    pool_maps=distill.pool_maps)
+    mse = Objective(
+        "rgb", alpha=distill.alpha, feature=distill.feature, pool_maps=distill.pool_maps
+    )
     if config.stream == "mars":
         return [Phase("train", 0, epochs, mse, "all", lr)]
     if config.mers.variant == "joint":
@@ -88,10 +89,6 @@ def plan_phases(config) -> list[Phase]:
         Phase("mimic", 0, split, mimic, "backbone", lr),
         Phase("classify", split, epochs, classify, "classifier", classifier_lr),
     ]
-
-
-def phase_at(phases: list[Phase], epoch: int) -> Phase:
-    return next(p for p in phases if p.first_epoch <= epoch < p.end_epoch)
 
 
 class Student(nn.Module):

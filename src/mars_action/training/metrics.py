@@ -13,8 +13,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-SCALARS = ("loss", "ce", "mse", "alpha_mse", "acc")
-
 
 class MetricsLog:
     """Writes records to ``metrics.jsonl`` (and TensorBoard event files if available)."""
@@ -60,8 +58,12 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> Path | None:
 
     epochs = [r["epoch"] for r in history]
     fig, (losses, accuracy) = plt.subplots(1, 2, figsize=(11, 4))
-    for key, label in (("train_ce", "cross-entropy"), ("train_alpha_mse", "alpha x MSE"),
-                       ("train_loss", "train loss"), ("val_loss", "val loss")):
+    for key, label in (
+        ("train_ce", "cross-entropy"),
+        ("train_alpha_mse", "alpha x MSE"),
+        ("train_loss", "train loss"),
+        ("val_loss", "val loss"),
+    ):
         _plot(losses, history, epochs, key, label)
     for key, label in (("train_acc", "train accuracy"), ("val_acc", "val accuracy")):
         _plot(accuracy, history, epochs, key, label)

@@ -58,7 +58,11 @@ def set_train_mode(model: nn.Module, frozen: list[str], update_frozen_bn: bool) 
 
 
 def build_optimizer(
-    model: nn.Module, lr: float, momentum: float, dampening: float, weight_decay: float,
+    model: nn.Module,
+    lr: float,
+    momentum: float,
+    dampening: float,
+    weight_decay: float,
     nesterov: bool = False,
 ) -> torch.optim.SGD:
     """SGD over the parameters that require gradients, one param group."""
@@ -68,8 +72,12 @@ def build_optimizer(
     if nesterov and dampening:
         raise MarsError("optim.nesterov needs optim.dampening 0 (PyTorch's SGD rule)")
     return torch.optim.SGD(
-        params, lr=lr, momentum=momentum, dampening=dampening,
-        weight_decay=weight_decay, nesterov=nesterov,
+        params,
+        lr=lr,
+        momentum=momentum,
+        dampening=dampening,
+        weight_decay=weight_decay,
+        nesterov=nesterov,
     )
 
 
@@ -83,7 +91,10 @@ def build_scheduler(optimizer: torch.optim.Optimizer, schedule, epochs: int):
     kind = schedule.scheduler
     if kind == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="min", factor=schedule.factor, patience=schedule.patience,
+            optimizer,
+            mode="min",
+            factor=schedule.factor,
+            patience=schedule.patience,
             min_lr=schedule.min_lr,
         )
     if kind == "cosine":

@@ -64,8 +64,15 @@ def scheduler_state(scheduler) -> dict[str, Any]:
 
 
 def save_last(
-    path: Path, model: nn.Module, meta: CheckpointMeta, state: RunState, *, phase: str,
-    optimizer: torch.optim.Optimizer, scheduler, scaler: torch.amp.GradScaler,
+    path: Path,
+    model: nn.Module,
+    meta: CheckpointMeta,
+    state: RunState,
+    *,
+    phase: str,
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    scaler: torch.amp.GradScaler,
     meter: dict[str, Any] | None = None,
 ) -> Path:
     """``last.pt``: everything ``--resume`` needs; ``meter`` holds a mid-epoch's sums so far."""

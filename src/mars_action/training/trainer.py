@@ -20,22 +20,18 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from mars_action.config import from_dict, save_config, to_dict
+from mars_action.config import save_config
 from mars_action.errors import MarsError
 from mars_action.models.checkpoint import load_state_dict_exactly
 from mars_action.training import build, distributed
 from mars_action.training import state as run_state
-from mars_action.training.config import ExperimentConfig, resolve
+from mars_action.training.config import ExperimentConfig, check_resumable, resolve
 from mars_action.training.datasets import build_datasets
 from mars_action.training.engine import Engine, Meter, NonFiniteLoss, evaluate, train_one_epoch
 from mars_action.training.loading import EpochSampler, make_loader
 from mars_action.training.losses import Phase, plan_phases
 from mars_action.training.metrics import MetricsLog, plot_curves
 from mars_action.training.optim import learning_rates, set_train_mode, step_scheduler
-
-# Settings a resumed run may change: they do not alter what is computed.
-RESUMABLE_CHANGES = ("schedule.epochs", "data.num_workers", "train.progress", "train.threads",
-                     "train.device", "train.save_every_steps")
 
 
 @dataclass
@@ -76,8 +72,12 @@ class Run:
 
 
 def train(
-    config: ExperimentConfig, run_dir: str | Path, *, resume: bool = False,
-    train_set: Dataset | None = None, val_set: Dataset | None = None,
+    config: ExperimentConfig,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    train_set: Dataset | None = None,
+    val_set: Dataset | None = None,
     class_names: list[str] | None = None,
 ) -> RunSummary:
     """Train ``config`` in ``run_dir``; ``resume`` continues from ``checkpoints/last.pt``.
@@ -108,7 +108,10 @@ def _train(config, run_dir, process, resume, train_set, val_set, class_names) ->
     if training is not None:
         load_state_dict_exactly(model, training["weights"], source="last.pt")
     run = Run(
-        config=config, run_dir=run_dir, process=process, model=model,
+        config=config,
+        run_dir=run_dir,
+        process=process,
+        model=model,
         meta=build.make_meta(config, class_names),
         state=run_state.run_state(training) if training else run_state.RunState(),
         train_loader=_loader(train_set, config, process, train=True),
@@ -133,57 +136,43 @@ def _prepare_folder(config, run_dir: Path, resume: bool, process) -> dict[str, A
         raise MarsError(f"{run_dir}: holds a run already; pass --resume or another --run-dir")
     training = None
     if resume and last.exists():
-        _check_same_config(config, run_dir / "config.yaml")
+        check_resumable(config, run_dir / "config.yaml")
         weights, _, training = run_state.read_last(last)
         training["weights"] = weights
         if process.is_main:
-            print(f"resuming {last} at epoch {training['epoch'] + 1}, step {training['step']}",
-                  flush=True)
+            print(
+                f"resuming {last} at epoch {training['epoch'] + 1}, step {training['step']}",
+                flush=True,
+            )
     if process.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, run_dir / "config.yaml")
     return training
 
 
-def _check_same_config(config: ExperimentConfig, path: Path) -> None:
-    import yaml
-
-    if not path.exists():
-        return
-    saved = _flatten(to_dict(from_dict(ExperimentConfig, yaml.safe_load(path.read_text()))))
-    new = _flatten(to_dict(config))
-    changed = sorted(k for k in set(saved) | set(new)
-                     if saved.get(k) != new.get(k) and k not in RESUMABLE_CHANGES)
-    if changed:
-        raise MarsError(f"{path}: the run was started with other settings ({', '.join(changed)}); "
-                        "resume with the same config or use another --run-dir")
-
-
-def _flatten(data: dict, prefix: str = "") -> dict[str, Any]:
-    out = {}
-    for key, value in data.items():
-        if isinstance(value, dict) and value and key != "options":
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
-def per_process_batch(config: ExperimentConfig, process) -> int:
-    """``data.batch_size`` is the total over processes, so a recipe means the same on any
-    number of GPUs; each process loads its share."""
+def _loader(dataset: Dataset, config: ExperimentConfig, process, train: bool):
+    """``data.batch_size`` is the total over processes: a recipe means the same on any
+    number of GPUs."""
     total, world = config.data.batch_size, process.world_size
     if total % world:
         raise MarsError(f"data.batch_size {total} does not split over {world} processes")
-    return total // world
-
-
-def _loader(dataset: Dataset, config: ExperimentConfig, process, train: bool):
-    sampler = EpochSampler(len(dataset), seed=config.train.seed, rank=process.rank,
-                           world_size=process.world_size, shuffle=train, pad=train)
-    return make_loader(dataset, sampler, batch_size=per_process_batch(config, process),
-                       num_workers=config.data.num_workers, seed=config.train.seed, train=train,
-                       pin_memory=process.device.type == "cuda")
+    sampler = EpochSampler(
+        len(dataset),
+        seed=config.train.seed,
+        rank=process.rank,
+        world_size=world,
+        shuffle=train,
+        pad=train,
+    )
+    return make_loader(
+        dataset,
+        sampler,
+        batch_size=total // world,
+        num_workers=config.data.num_workers,
+        seed=config.train.seed,
+        train=train,
+        pin_memory=process.device.type == "cuda",
+    )
 
 
 def _run_phases(run: Run, training: dict[str, Any] | None) -> None:
@@ -194,8 +183,9 @@ def _run_phases(run: Run, training: dict[str, Any] | None) -> None:
     for phase in phases:
         if run.state.epoch >= phase.end_epoch:
             continue
-        engine, scheduler, frozen = build.build_engine(phase, run.model, teacher, run.config,
-                                                       run.process)
+        engine, scheduler, frozen = build.build_engine(
+            phase, run.model, teacher, run.config, run.process
+        )
         if training is not None and training.get("phase") == phase.name:
             _restore(engine, scheduler, training)
         for epoch in range(max(run.state.epoch, phase.first_epoch), phase.end_epoch):
@@ -211,13 +201,22 @@ def _restore(engine: Engine, scheduler, training: dict[str, Any]) -> None:
     run_state.set_rng_state(training["rng"])
 
 
-def _run_epoch(run: Run, phase: Phase, engine: Engine, scheduler, frozen: list[str],
-               epoch: int, restored: dict | None) -> None:
+def _run_epoch(
+    run: Run,
+    phase: Phase,
+    engine: Engine,
+    scheduler,
+    frozen: list[str],
+    epoch: int,
+    restored: dict | None,
+) -> None:
     """Train one epoch (from a mid-epoch resume point if any), validate, log, checkpoint."""
     config, started = run.config, time.perf_counter()
+    run.state.epoch = epoch
     start_step, first_global = run.state.step, run.state.global_step
     run.train_loader.sampler.set_epoch(
-        epoch, start=start_step * config.train.grad_accum * run.train_loader.batch_size)
+        epoch, start=start_step * config.train.grad_accum * run.train_loader.batch_size
+    )
     update_bn = config.model.frozen_bn == "update" and phase.trainable != "classifier"
     set_train_mode(run.model, frozen, update_bn)
     engine.loss.train()
@@ -225,26 +224,37 @@ def _run_epoch(run: Run, phase: Phase, engine: Engine, scheduler, frozen: list[s
     lrs = learning_rates(engine.optimizer)
 
     def on_step(step: int, meter: Meter) -> None:
-        run.state.global_step = first_global + step - start_step
+        run.state.step, run.state.global_step = step, first_global + step - start_step
         every = config.train.save_every_steps
         if every and step % every == 0:
-            _save_last(run, engine, scheduler, phase, epoch, step, meter)
+            _save_last(run, engine, scheduler, phase, meter)
 
-    metrics, steps = train_one_epoch(engine, run.train_loader, epoch=epoch, start_step=start_step,
-                                     on_step=on_step, meter=meter, progress=config.train.progress)
+    metrics, steps = train_one_epoch(
+        engine,
+        run.train_loader,
+        epoch=epoch,
+        start_step=start_step,
+        on_step=on_step,
+        meter=meter,
+        progress=config.train.progress,
+    )
     run.state.global_step = first_global + steps - start_step
     val = _validate(run, engine, epoch)
     monitored = metrics if run.val_loader is None else val  # None: no validation this epoch
     step_scheduler(scheduler, monitored["loss"] if monitored else None)
-    record = {"epoch": epoch + 1, "phase": phase.name, "lr": lrs,
-              **{f"train_{k}": v for k, v in metrics.items()},
-              **{f"val_{k}": v for k, v in (val or {}).items() if k not in ("clips",)},
-              "time_s": time.perf_counter() - started}
+    record = {
+        "epoch": epoch + 1,
+        "phase": phase.name,
+        "lr": lrs,
+        **{f"train_{k}": v for k, v in metrics.items()},
+        **{f"val_{k}": v for k, v in (val or {}).items() if k not in ("clips",)},
+        "time_s": time.perf_counter() - started,
+    }
     run.state.history.append(record)
     run.state.epoch, run.state.step = epoch + 1, 0
     if monitored:
         _keep_best(run, phase, epoch, monitored["acc"])
-    _save_last(run, engine, scheduler, phase, epoch + 1, 0, None)
+    _save_last(run, engine, scheduler, phase, None)
     if run.log is not None:
         run.log.append(record)
 
@@ -276,17 +286,25 @@ def _keep_best(run: Run, phase: Phase, epoch: int, acc: float) -> None:
         run_state.save_best(run.best, run.model, run.meta, epoch + 1, acc)
 
 
-def _save_last(run: Run, engine: Engine, scheduler, phase: Phase, epoch: int, step: int,
-               meter: Meter | None) -> None:
+def _save_last(run: Run, engine: Engine, scheduler, phase: Phase, meter: Meter | None) -> None:
+    """``last.pt`` at ``run.state``: an epoch's end, or mid-epoch with the ``meter`` so far."""
     if not run.process.is_main:
         return
-    run.state.epoch, run.state.step = epoch, step
+    epoch, step = run.state.epoch, run.state.step
     sums = {"sums": meter.sums.cpu(), "present": sorted(meter.present)} if meter else None
-    run_state.save_last(run.last, run.model, run.meta, run.state, phase=phase.name,
-                        optimizer=engine.optimizer, scheduler=scheduler, scaler=engine.scaler,
-                        meter=sums)
-    run.saved = f"{run.last} (epoch {epoch + 1}, step {step})" if step else (
-        f"{run.last} (end of epoch {epoch})")
+    run_state.save_last(
+        run.last,
+        run.model,
+        run.meta,
+        run.state,
+        phase=phase.name,
+        optimizer=engine.optimizer,
+        scheduler=scheduler,
+        scaler=engine.scaler,
+        meter=sums,
+    )
+    where = f"epoch {epoch + 1}, step {step}" if step else f"end of epoch {epoch}"
+    run.saved = f"{run.last} ({where})"
     print(f"checkpoint: {run.saved}", flush=True)
 
 

@@ -127,7 +127,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=4, help="videos for the speed runs")
     parser.add_argument("--pairs", type=int, default=3, help="pairs per video")
-    parser.add_argument("--parity-videos", type=int, default=6)
+    parser.add_argument("--parity-videos", type=int, default=10)
     parser.add_argument("--parity-pairs", type=int, default=2)
     parser.add_argument("--cuda-batch", type=int, default=32)
     args = parser.parse_args()
@@ -136,7 +136,9 @@ def main() -> None:
     clips = load_clips(videos, args.pairs)
     cores = os.cpu_count() or 1
     rates = {m: single_core_rate(m, clips) for m in ("tvl1", "farneback", "mpeg")}
-    rates["tvl1-torch"] = single_core_rate("tvl1-torch", clips[: max(1, len(clips) // 2)])
+    half = clips[: max(1, len(clips) // 2)]
+    rates["tvl1-torch"] = single_core_rate("tvl1-torch", half)
+    rates["tvl1-torch-compiled"] = single_core_rate("tvl1-torch", clips, compile=True)
     pools = {w: pool_rate(clips, w) for w in sorted({1, 2, cores})}
     figures = {
         "frames": "ucf101-subset" if videos else "synthetic",
@@ -148,7 +150,7 @@ def main() -> None:
         "tvl1_scaling_1_to_2_workers": pools[2] / pools[1],
         "load_average_at_end": os.getloadavg()[0],
     }
-    parity, _ = real_agreement(spread_videos(args.parity_videos), args.parity_pairs)
+    parity, _ = real_agreement(spread_videos(args.parity_videos), args.parity_pairs, compile=True)
     figures["parity_real_frames"] = {**parity["mean"], "videos": len(parity["videos"])}
     figures["parity_per_video"] = parity["videos"]
     if torch.cuda.is_available():
@@ -161,7 +163,8 @@ def main() -> None:
     mean = parity["mean"]
     summary = (
         f"flow @ {figures['size'][0]}x{figures['size'][1]}, 1 core: tvl1 {rates['tvl1']:.2f}, "
-        f"tvl1-torch {rates['tvl1-torch']:.2f}, farneback {rates['farneback']:.1f}, "
+        f"tvl1-torch {rates['tvl1-torch']:.2f} (compiled {rates['tvl1-torch-compiled']:.2f}), "
+        f"farneback {rates['farneback']:.1f}, "
         f"mpeg {rates['mpeg']:.1f} pairs/s; tvl1 {cores} workers {pools[cores]:.2f} pairs/s "
         f"(1->2 x{figures['tvl1_scaling_1_to_2_workers']:.2f}); parity tvl1-torch vs tvl1 "
         f"EPE {mean['torch_epe']:.4f} px, {100 * mean['torch_identical_codes']:.1f}% codes "

@@ -9,9 +9,11 @@ Models: ResNeXt-101 on 16x112x112 clips (the paper's) and the demo model
   under ``no_grad`` and the feature MSE.
 - ``rgb_fp32`` (CUDA only): the engine with mixed precision off.
 
-Every (model, mode) runs in its own process, so each peak memory is its own: the
-CPU figure is the process's peak RSS (and its growth from just before the first
-step); the CUDA figure is ``torch.cuda.max_memory_allocated``.
+Step times come from one process per model that times the modes in interleaved
+rounds (median), so the load of other processes hits every mode alike. Peak memory
+comes from one process per (model, mode), so each peak is its own: on the CPU the
+process's peak RSS (and its growth from just before the first step), on CUDA
+``torch.cuda.max_memory_allocated``.
 
     python benchmarks/bench_training.py [--steps 3] [--big-batch 2] [--demo-batch 16]
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -89,96 +92,121 @@ def engine_step(model, arch: str, classes: int, mode: str, batch: dict, device: 
     return lambda: train_one_epoch(engine, [batch], epoch=0)
 
 
-def run_case(name: str, mode: str, steps: int, batch_size: int) -> dict:
-    """One (model, mode) in this process: seconds per step, clips/s, peak memory."""
+def make_step(name: str, mode: str, batch_size: int, device: torch.device):
+    """A fresh model (same seed for every mode) and the function doing one step of ``mode``."""
     arch, clip, classes = MODELS[name]
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(0)
     model = build_model(arch, num_classes=classes).to(device)
     batch = make_batch(clip, classes, batch_size)
     if mode == "plain_fp32":
-        step = plain_step(model, batch, device)
-    else:
-        step = engine_step(model, arch, classes, mode, batch, device)
+        return plain_step(model, batch, device)
+    return engine_step(model, arch, classes, mode, batch, device)
+
+
+def time_modes(name: str, modes: list[str], steps: int, batch_size: int) -> dict:
+    """Median seconds per step of each mode, timed in interleaved rounds.
+
+    Interleaving spreads the load of other processes evenly over the modes, which
+    matters on a shared machine more than the few steps' own noise.
+    """
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    step_fns = {mode: make_step(name, mode, batch_size, device) for mode in modes}
+    for fn in step_fns.values():
+        time_call(fn, warmup=2, repeat=1)  # oneDNN / cuDNN pick their kernels on early steps
+    rounds = {mode: [] for mode in modes}
+    for _ in range(steps):
+        for mode, fn in step_fns.items():
+            rounds[mode].append(time_call(fn, warmup=0, repeat=1))
+    return {mode: statistics.median(times) for mode, times in rounds.items()}
+
+
+def peak_memory(name: str, mode: str, batch_size: int) -> dict:
+    """Peak memory of two steps of one mode, alone in this process."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    step = make_step(name, mode, batch_size, device)
     before = rss_mb()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    seconds = time_call(step, warmup=2, repeat=steps)  # oneDNN tunes on early steps
-    figures = {
-        "s_per_step": round(seconds, 4),
-        "clips_per_s": round(batch_size / seconds, 2),
-        "batch": batch_size,
-        "device": device.type,
-    }
+    time_call(step, warmup=1, repeat=1)
     if device.type == "cuda":
-        figures["peak_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        figures.update(peak_rss_mb=round(peak, 1), peak_growth_mb=round(peak - before, 1))
-    return figures
+        return {"peak_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1)}
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"peak_rss_mb": round(peak, 1), "peak_growth_mb": round(peak - before, 1)}
 
 
-def run_child(name: str, mode: str, steps: int, batch_size: int) -> dict:
-    command = [
-        sys.executable,
-        __file__,
-        "--child",
-        f"{name}:{mode}",
-        "--steps",
-        str(steps),
-        "--batch",
-        str(batch_size),
-    ]
-    print(f"  {name} {mode} (batch {batch_size}) ...", file=sys.stderr, flush=True)
+def child(*args: str) -> dict:
+    """Run ``bench_training.py --child ARGS`` and return the JSON it prints."""
+    print(f"  {' '.join(args)} ...", file=sys.stderr, flush=True)
+    command = [sys.executable, __file__, "--child", *args]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def ratios(results: dict, memory_key: str) -> dict:
-    out = {}
-    for name, modes in results.items():
-        rgb, mars, plain = modes["rgb"], modes["mars"], modes["plain_fp32"]
-        out[name] = {
-            "mars_vs_rgb_step_time": round(mars["s_per_step"] / rgb["s_per_step"], 3),
-            "mars_vs_rgb_peak_memory": round(mars[memory_key] / rgb[memory_key], 3),
-            "engine_rgb_speedup_vs_plain_fp32": round(plain["s_per_step"] / rgb["s_per_step"], 3),
+def measure(name: str, modes: list[str], steps: int, batch_size: int) -> dict:
+    seconds = child("time", name, ",".join(modes), str(steps), str(batch_size))
+    cases = {}
+    for mode in modes:
+        memory = child("memory", name, mode, "0", str(batch_size))
+        cases[mode] = {
+            "s_per_step": round(seconds[mode], 4),
+            "clips_per_s": round(batch_size / seconds[mode], 2),
+            "batch": batch_size,
+            **memory,
         }
-        if "rgb_fp32" in modes:
-            amp = modes["rgb_fp32"]["s_per_step"] / rgb["s_per_step"]
-            out[name]["amp_speedup_vs_engine_fp32"] = round(amp, 3)
+    return cases
+
+
+def ratios(cases: dict, memory_key: str) -> dict:
+    rgb, mars, plain = cases["rgb"], cases["mars"], cases["plain_fp32"]
+    out = {
+        "mars_vs_rgb_step_time": round(mars["s_per_step"] / rgb["s_per_step"], 3),
+        "mars_vs_rgb_peak_memory": round(mars[memory_key] / rgb[memory_key], 3),
+        "engine_rgb_speedup_vs_plain_fp32": round(plain["s_per_step"] / rgb["s_per_step"], 3),
+    }
+    if "rgb_fp32" in cases:
+        amp = cases["rgb_fp32"]["s_per_step"] / rgb["s_per_step"]
+        out["amp_speedup_vs_engine_fp32"] = round(amp, 3)
     return out
+
+
+def run_child(args: list[str]) -> None:
+    kind, name, modes, steps, batch_size = args
+    if kind == "time":
+        result = time_modes(name, modes.split(","), int(steps), int(batch_size))
+    else:
+        result = peak_memory(name, modes, int(batch_size))
+    print(json.dumps(result))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=3, help="timed steps per case (median)")
+    parser.add_argument("--steps", type=int, default=3, help="timed rounds per mode (median)")
     parser.add_argument("--big-batch", type=int, default=2, help="ResNeXt-101 clips per step")
     parser.add_argument("--demo-batch", type=int, default=16, help="demo model clips per step")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("--batch", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        name, mode = args.child.split(":")
-        print(json.dumps(run_case(name, mode, args.steps, args.batch)))
+        run_child(args.child)
         return
     cuda = torch.cuda.is_available()
-    modes = ("plain_fp32", "rgb", "mars") + (("rgb_fp32",) if cuda else ())
+    modes = ["plain_fp32", "rgb", "mars"] + (["rgb_fp32"] if cuda else [])
     batches = {"resnext101": args.big_batch, "demo": args.demo_batch}
-    results = {n: {m: run_child(n, m, args.steps, batches[n]) for m in modes} for n in MODELS}
+    results = {name: measure(name, modes, args.steps, batches[name]) for name in MODELS}
     memory_key = "peak_mb" if cuda else "peak_rss_mb"
     figures = {
+        "device": torch.cuda.get_device_name(0) if cuda else "cpu (no CUDA here)",
         "cases": results,
-        "ratios": ratios(results, memory_key),
+        "ratios": {name: ratios(cases, memory_key) for name, cases in results.items()},
         "steps": args.steps,
-        "gpu": torch.cuda.get_device_name(0) if cuda else None,
     }
-    big = figures["ratios"]["resnext101"]
+    big, demo = results["resnext101"], results["demo"]
+    ratio = figures["ratios"]["resnext101"]
     summary = (
         f"training ({'cuda' if cuda else 'cpu'}): ResNeXt-101 16x112x112 batch {args.big_batch}: "
-        f"rgb {results['resnext101']['rgb']['clips_per_s']} clips/s, "
-        f"mars {results['resnext101']['mars']['clips_per_s']} clips/s "
-        f"(x{big['mars_vs_rgb_step_time']} time, x{big['mars_vs_rgb_peak_memory']} memory); "
-        f"demo rgb {results['demo']['rgb']['clips_per_s']} clips/s"
+        f"rgb {big['rgb']['clips_per_s']} clips/s, mars {big['mars']['clips_per_s']} clips/s "
+        f"(x{ratio['mars_vs_rgb_step_time']} time, x{ratio['mars_vs_rgb_peak_memory']} memory), "
+        f"plain fp32 {big['plain_fp32']['clips_per_s']} clips/s; demo model rgb "
+        f"{demo['rgb']['clips_per_s']}, mars {demo['mars']['clips_per_s']} clips/s"
     )
     write_result("training", figures, summary)
 

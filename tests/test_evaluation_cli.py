@@ -94,6 +94,9 @@ def test_eval_finds_the_run_folder_config(store, tmp_path, capsys):
     (run / "config.yaml").write_text(yaml.safe_dump({"stream": "mars", "data": data}))
     assert main(["eval", str(run / "checkpoints" / "best.pt"), "--workers", "0"]) == 0
     assert load_scores(run / "scores" / "test.npz").num_videos == 4
+    assert main(["eval", str(run / "checkpoints" / "best.pt"), "--workers", "0",
+                 "--clips", "1", "--limit", "2"]) == 0
+    assert load_scores(run / "scores" / "test-clips1-first2.npz").num_videos == 2
     assert main(["eval", str(store / "mars.pt")]) == 2
     assert "no data given" in capsys.readouterr().err
 

@@ -72,6 +72,7 @@ def test_predict_goes_on_past_bad_videos(checkpoint, videos, tmp_path, capsys):
     assert code == 1
     assert [row["video"] for row in rows] == args
     assert ["error" in row for row in rows] == [False, True, True, False]
+    assert rows[3]["looped"] and "looped" in rows[3]["note"] and "note" not in rows[0]
     assert f"{missing}: no such file" in err and f"{corrupt}:" in err
     assert "2 of 4 videos predicted" in err
     assert main(["predict", str(missing), "--checkpoint", str(checkpoint)]) == 2

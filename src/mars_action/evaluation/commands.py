@@ -33,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_data_arguments(evaluate_parser)
     evaluate_parser.add_argument(
         "--out", help="score file (.npz; a .json summary goes beside it). Default: "
-        "RUN/scores/<split>.npz for RUN/checkpoints/*.pt, else <checkpoint>-<split>.npz")
+        "RUN/scores/<split>.npz for RUN/checkpoints/*.pt, else <checkpoint>-<split>.npz "
+        "(other --clips/--crops/--aggregate/--limit add to the name)")
     evaluate_parser.set_defaults(handler=_eval)
 
     fuse_parser = subparsers.add_parser(
@@ -61,17 +62,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 # --- handlers -------------------------------------------------------------------------
 
-def _default_out(checkpoint: str, split: str) -> Path:
-    path = Path(checkpoint)
+def _default_out(args: argparse.Namespace) -> Path:
+    """RUN/scores/test.npz for the paper's protocol; other settings get their own name."""
+    variant = "".join((
+        f"-clips{args.clips}" if args.clips != "all" else "",
+        f"-crops{args.crops}" if args.crops != 1 else "",
+        f"-{args.aggregate}" if args.aggregate != "logits" else "",
+        f"-first{args.limit}" if args.limit else "",
+    ))
+    path = Path(args.checkpoint)
     if path.parent.name == "checkpoints":
-        return path.parent.parent / "scores" / f"{split}.npz"
-    return Path(f"{path.stem}-{split}.npz")
+        return path.parent.parent / "scores" / f"{args.split}{variant}.npz"
+    return Path(f"{path.stem}-{args.split}{variant}.npz")
 
 
 def _eval(args: argparse.Namespace) -> int:
     model, meta = load_model(args, args.checkpoint)
     result = evaluate_checkpoint(args, model, meta, args.checkpoint)
-    out = save_scores(args.out or _default_out(args.checkpoint, args.split), result)
+    out = save_scores(args.out or _default_out(args), result)
     summary = summarize(result)
     print_summary(summary, f"{meta.stream} ({args.split})")
     seconds = summary["seconds_per_video_data"], summary["seconds_per_video_network"]

@@ -59,7 +59,8 @@ def run_accuracy(path: str | Path) -> dict[str, Any]:
     stream = config.get("stream", "rgb")
     alpha = 0.0 if stream == "rgb" else float(config.get("distill", {}).get("alpha", 50.0))
     entry = {"path": str(path), "stream": stream, "alpha": alpha if stream != "flow" else None}
-    scores = find_score_files([path])
+    paper = path / "scores" / "test.npz"  # mars eval's default for the paper's protocol
+    scores = [paper] if paper.is_file() else find_score_files([path])
     if scores:
         result = load_scores(scores[0])
         entry.update(top1=topk_accuracy(result.scores, result.labels, 1),

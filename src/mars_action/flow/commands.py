@@ -138,6 +138,7 @@ def _register_check(subparsers) -> None:
         "--real-short-side", type=int, default=256, help="decode real frames at this short side"
     )
     parser.add_argument("--device", default="cpu", help="tvl1-torch device")
+    parser.add_argument("--compile", action="store_true", help="tvl1-torch: torch.compile")
     parser.add_argument("--seed", type=int, default=0)
     parser.set_defaults(handler=run_check)
 
@@ -164,6 +165,7 @@ def run_check(args: argparse.Namespace) -> int:
         real_short_side=args.real_short_side,
         device=args.device,
         seed=args.seed,
+        compile=args.compile,
     )
     print(format_report(report))
     print(f"wrote {args.out_dir / 'flow-check.json'} and {args.out_dir / 'flow-check.png'}")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import tempfile
 from collections import deque
 from collections.abc import Iterator
+from contextlib import contextmanager
 from itertools import chain
 from pathlib import Path
 
@@ -103,26 +104,21 @@ def iter_mpeg_flow(
             previous = index
 
 
-class _open_with_vectors:
-    """Context manager: the container and its video stream, with vector export on."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-
-    def __enter__(self):
-        try:
-            self.container = av.open(str(self.path))
-        except (av.FFmpegError, OSError) as error:
-            raise VideoError(f"{self.path}: cannot open ({error})") from None
-        if not self.container.streams.video:
-            self.container.close()
-            raise VideoError(f"{self.path}: no video stream")
-        stream = self.container.streams.video[0]
+@contextmanager
+def _open_with_vectors(path: str | Path) -> Iterator:
+    """The container and its video stream, with motion-vector export on."""
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, OSError) as error:
+        raise VideoError(f"{path}: cannot open ({error})") from None
+    try:
+        if not container.streams.video:
+            raise VideoError(f"{path}: no video stream")
+        stream = container.streams.video[0]
         stream.codec_context.options = {"flags2": "+export_mvs"}
-        return self.container, stream
-
-    def __exit__(self, *exc) -> None:
-        self.container.close()
+        yield container, stream
+    finally:
+        container.close()
 
 
 def _start(stream) -> float:

@@ -76,7 +76,7 @@ class Prediction:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (one line of ``mars predict --json``)."""
-        return {
+        row = {
             "video": self.source,
             "topk": _topk_dicts(self.topk),
             "num_frames": self.num_frames,
@@ -87,6 +87,7 @@ class Prediction:
                 for c in self.clips
             ],
         }
+        return row | ({"note": self.note()} if self.note() else {})
 
     def format_table(self) -> str:
         """A small human-readable table: header, top-k rows, the note if any."""

@@ -18,16 +18,16 @@ from typing import Any
 import torch
 from torch import nn
 
+from mars_action.data.transforms import FLOW_CENTER, RGB_MEAN
 from mars_action.errors import MarsError
 from mars_action.models.registry import build_model, canonical_name
 
 FORMAT = "mars-action"
 VERSION = 1
 
-# RGB on the 0-255 scale minus the ActivityNet mean, std 1 (released code);
-# flow codes 0-255 minus 127.5, std 1.
-RGB_MEAN = (114.7748, 107.7354, 99.4750)
-FLOW_MEAN = (127.5, 127.5)
+# The data stage's normalisation (released code): RGB 0-255 minus the ActivityNet
+# mean, flow codes minus 127.5, std 1; a checkpoint records it for use time.
+FLOW_MEAN = (FLOW_CENTER, FLOW_CENTER)
 
 
 @dataclasses.dataclass

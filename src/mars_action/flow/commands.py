@@ -47,7 +47,7 @@ def _register_flow(subparsers) -> None:
         "--compile",
         action="store_true",
         help="tvl1-torch: torch.compile the iteration (~5x faster on a CPU core; each "
-        "process compiles once per image size, ~15 s; needs a C++ compiler or Triton)",
+        "process compiles once, ~15 s; needs a C++ compiler or Triton)",
     )
     parser.add_argument("--workers", type=int, default=None, help="processes (default: cores)")
     parser.add_argument("--shard", default="0/1", metavar="i/n", help="do shard i of n (0-based)")

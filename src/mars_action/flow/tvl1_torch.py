@@ -88,7 +88,7 @@ def tvl1_torch(
         sync_every: iterations between host checks for "all pairs done";
             default 1 on CPU (free there), 10 on GPU.
         compile: fuse the iteration with ``torch.compile`` (~5x faster per iteration
-            on a CPU core here; each new image size compiles once, ~15 s).
+            on a CPU core here; compiles once per process, ~15 s).
     """
     params = params or preset_params(preset)
     device = torch.device(device)

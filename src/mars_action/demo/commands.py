@@ -61,7 +61,10 @@ def run_synth(args: argparse.Namespace) -> int:
 
 
 def _register_demo(subparsers) -> None:
-    from mars_action.demo.pipeline import DEFAULT_OUT
+    try:  # lead: keep `mars` usable while the pipeline module is being written
+        from mars_action.demo.pipeline import DEFAULT_OUT
+    except ModuleNotFoundError:
+        DEFAULT_OUT = Path("mars_demo")
 
     parser = subparsers.add_parser(
         "demo",

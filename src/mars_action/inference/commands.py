@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import sys
@@ -85,6 +86,26 @@ def _recognizer(args: argparse.Namespace) -> Recognizer:
 # --- predict -------------------------------------------------------------------------
 
 
+def _flushing_denormals(handler):
+    """Run a command with denormal floats flushed to zero (PyTorch's default is off).
+
+    Denormals (< 1e-38) can cost a CPU several times the time of normal floats and
+    change no prediction; the flag is process-wide, so it is reset afterwards for
+    callers of ``main`` in their own process (tests).
+    """
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        torch.set_flush_denormal(True)
+        try:
+            return handler(args)
+        finally:
+            torch.set_flush_denormal(False)
+
+    return run
+
+
+@_flushing_denormals
 def _predict(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise MarsError(f"--batch-size {args.batch_size}: must be at least 1")
@@ -124,6 +145,7 @@ def _annotate(args: argparse.Namespace, recognizer: Recognizer, result: Predicti
 # --- stream --------------------------------------------------------------------------
 
 
+@_flushing_denormals
 def _stream(args: argparse.Namespace) -> int:
     recognizer = _recognizer(args)
     pre = recognizer.preprocessing

@@ -168,7 +168,12 @@ def load_exported(
     providers = ["CPUExecutionProvider"]
     if device.type == "cuda" and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
         providers.insert(0, "CUDAExecutionProvider")
-    session = onnxruntime.InferenceSession(str(path), providers=providers)
+    options = onnxruntime.SessionOptions()
+    # Idle ORT threads would otherwise spin, taking the cores the decoder needs;
+    # denormal floats are flushed to zero, as ``mars predict`` does in PyTorch.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.set_denormal_as_zero", "1")
+    session = onnxruntime.InferenceSession(str(path), options, providers=providers)
 
     def run_onnx(clips: torch.Tensor) -> torch.Tensor:
         feed = {INPUT_NAME: clips.detach().cpu().numpy()}

@@ -38,6 +38,10 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 class Recognizer:
     """A model, its checkpoint's preprocessing and its class names, ready to predict.
 
+    On a CPU, ``torch.set_flush_denormal(True)`` can make the network several times
+    faster when activations get tiny; it is process-wide, so ``mars predict`` and
+    ``mars stream`` set it and this class leaves it to the caller.
+
     Args:
         model: an RGB-input ``ResNet3d`` (3 input channels), or any function of
             clips (B, 3, T, S, S) -> logits, such as an exported model

@@ -55,6 +55,7 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> Path | None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [r["epoch"] for r in history]
     fig, (losses, accuracy) = plt.subplots(1, 2, figsize=(11, 4))
@@ -68,8 +69,11 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> Path | None:
     for key, label in (("train_acc", "train accuracy"), ("val_acc", "val accuracy")):
         _plot(accuracy, history, epochs, key, label)
     losses.set(xlabel="epoch", ylabel="loss", title="losses")
+    if all(v > 0 for line in losses.get_lines() for v in line.get_ydata()):
+        losses.set_yscale("log")  # validation loss can start orders of magnitude higher
     accuracy.set(xlabel="epoch", ylabel="clip accuracy", title="accuracy", ylim=(0, 1))
     for axis in (losses, accuracy):
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.legend(loc="best")
         axis.grid(alpha=0.3)
     fig.tight_layout()

@@ -44,7 +44,7 @@ def freeze_except(model: nn.Module, trainable: tuple[str, ...]) -> list[str]:
     frozen = []
     for name, child in model.named_children():
         child.requires_grad_(name in trainable)
-        if name not in trainable and any(True for _ in child.parameters()):
+        if name not in trainable and next(child.parameters(), None) is not None:
             frozen.append(name)
     return frozen
 

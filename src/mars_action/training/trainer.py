@@ -89,15 +89,17 @@ def train(
     """
     config = resolve(config)
     process = distributed.start(config.train.device)
+    threads = torch.get_num_threads()
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
     try:
         return _train(config, Path(run_dir), process, resume, train_set, val_set, class_names)
     finally:
+        torch.set_num_threads(threads)
         distributed.stop(process)
 
 
 def _train(config, run_dir, process, resume, train_set, val_set, class_names) -> RunSummary:
-    if config.train.threads:
-        torch.set_num_threads(config.train.threads)
     training = _prepare_folder(config, run_dir, resume, process)
     if train_set is None:
         needed = build.modalities([p.objective for p in plan_phases(config)])

@@ -224,6 +224,8 @@ def predict_vs_network(recognizer: Recognizer, path: Path, batch: int, rounds: i
         "cpu_s": {name: row["cpu_s"] for name, row in seconds.items()},
         "ratio": end_to_end / network,
         "ratio_vs_network_loop": end_to_end / seconds["network_loop"]["wall_s"],
+        "note": "on the 2-core dev machine the plain loop ran slower than the same calls "
+        "inside predict, in CPU time too (cause not found); the target uses the latter",
         "target_ratio": 1.2,
         "met": end_to_end / network <= 1.2,
     }

@@ -1,4 +1,4 @@
-"""Subcommands of the demo stage: ``mars synth`` (the synthetic motion dataset) and ``mars demo``."""
+"""The demo stage's subcommands: ``mars synth`` (the synthetic motion dataset), ``mars demo``."""
 
 from __future__ import annotations
 
@@ -61,11 +61,6 @@ def run_synth(args: argparse.Namespace) -> int:
 
 
 def _register_demo(subparsers) -> None:
-    try:  # lead: keep `mars` usable while the pipeline module is being written
-        from mars_action.demo.pipeline import DEFAULT_OUT
-    except ModuleNotFoundError:
-        DEFAULT_OUT = Path("mars_demo")
-
     parser = subparsers.add_parser(
         "demo",
         help="the whole method on a synthetic dataset, on a laptop CPU, in minutes",
@@ -76,8 +71,8 @@ def _register_demo(subparsers) -> None:
             "an HTML report. Offline; a second run reuses what exists."
         ),
     )
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                        help=f"working folder (default {DEFAULT_OUT})")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="working folder (default ./mars-demo, or ./mars-demo-quick)")
     parser.add_argument("--quick", action="store_true",
                         help="a tiny smoke version (about 2 minutes): checks the plumbing only")
     parser.add_argument("--fresh", action="store_true",
@@ -88,7 +83,9 @@ def _register_demo(subparsers) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from mars_action.demo.pipeline import DemoSettings, run
+    from mars_action.demo.pipeline import run
+    from mars_action.demo.settings import DemoSettings
 
     settings = DemoSettings.quick() if args.quick else DemoSettings.full()
-    return run(args.out, settings, fresh=args.fresh, workers=args.workers)
+    out = args.out or Path("mars-demo-quick" if args.quick else "mars-demo")
+    return run(out, settings, fresh=args.fresh, workers=args.workers)

@@ -5,7 +5,8 @@
 2. Real frames: ``tvl1-torch`` against OpenCV ``tvl1`` (mean EPE, % identical 8-bit
    codes), next to OpenCV against itself on input changed by ~1e-4 gray levels
    (Gaussian noise): TV-L1 amplifies tiny differences (also without early stopping), so
-   that is the agreement any implementation that is not bit-identical can expect.
+   that is the agreement any implementation that is not bit-identical can expect (the
+   torch solver on a GPU); on the CPU ``tvl1-torch`` is bit-identical almost everywhere.
 3. A Middlebury colour-coded PNG of the true and estimated fields.
 """
 

@@ -6,9 +6,17 @@ one OpenCV call the CPU TV-L1 makes: ``cvtColor(RGB2GRAY)``, ``resize(INTER_LINE
 gradients and backward divergence of ``tvl1flow.cpp``, ``medianBlur`` (replicate
 border) and ``remap(INTER_CUBIC, BORDER_CONSTANT)``. The Keys cubic with a clamped
 border is the warp of OpenCV's CUDA TV-L1 (what the MARS authors ran).
+
+TV-L1 amplifies last-bit differences (an input change of 1e-4 gray levels moves
+OpenCV's own flow by ~0.04 px on real frames), so parity needs bit-identical
+arithmetic. The iteration's own operations are written in OpenCV's order (float32,
+same association); the library calls (resize, remap, median) *are* OpenCV's on the
+CPU, and torch re-implementations (equal up to float rounding) elsewhere.
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 import cv2
 import numpy as np
@@ -43,20 +51,33 @@ def pyramid_sizes(height: int, width: int, scales: int, step: float) -> list[tup
     return sizes
 
 
+def per_plane(field: torch.Tensor, function) -> torch.Tensor:
+    """Apply a numpy (h, w) -> (h', w') float32 function (an OpenCV call) to every plane.
+
+    (B, C, H, W) CPU tensor -> (B, C, H', W').
+    """
+    b, c, h, w = field.shape
+    planes = field.reshape(b * c, h, w).contiguous().numpy()
+    out = np.stack([function(np.ascontiguousarray(plane)) for plane in planes])
+    return torch.from_numpy(out).reshape(b, c, *out.shape[1:])
+
+
 def _linear_taps(src: int, dst: int, scale: float, device: torch.device):
     """Source indices and weights along one axis for ``cv::resize`` INTER_LINEAR.
 
     ``scale`` is source pixels per destination pixel (``1 / fx``); OpenCV computes
-    the position in float and replicates the border.
+    the position and the weights in double, rounds the weights to float and
+    replicates the border.
     """
-    pos = ((torch.arange(dst, dtype=torch.float64) + 0.5) * scale - 0.5).to(torch.float32)
+    pos = (torch.arange(dst, dtype=torch.float64) + 0.5) * scale - 0.5
     left = torch.floor(pos)
     frac = pos - left
     left = left.to(torch.int64)
     frac = torch.where((left < 0) | (left >= src - 1), torch.zeros_like(frac), frac)
     left = left.clamp(0, src - 1)
     right = (left + 1).clamp(max=src - 1)
-    return left.to(device), right.to(device), frac.to(device)
+    weights = (1 - frac).to(torch.float32), frac.to(torch.float32)
+    return left.to(device), right.to(device), *(w.to(device) for w in weights)
 
 
 def cv_resize_linear(
@@ -65,15 +86,32 @@ def cv_resize_linear(
     """``cv::resize(INTER_LINEAR)`` of (B, C, H, W) to ``size`` = (h, w).
 
     ``scale`` = (fy, fx) when OpenCV was called with factors (the pyramid); without
-    it the factors are the size ratios (the flow upsampling). Horizontal pass first.
+    it the factors are the size ratios (the flow upsampling). On the CPU it is
+    OpenCV's own call (bit-exact); elsewhere :func:`cv_resize_linear_torch`.
+    """
+    if image.device.type != "cpu":
+        return cv_resize_linear_torch(image, size, scale)
+    if scale is None:
+        return per_plane(image, lambda p: cv2.resize(p, size[::-1], interpolation=cv2.INTER_LINEAR))
+    fy, fx = scale
+    return per_plane(
+        image, lambda p: cv2.resize(p, None, fx=fx, fy=fy, interpolation=cv2.INTER_LINEAR)
+    )
+
+
+def cv_resize_linear_torch(
+    image: torch.Tensor, size: tuple[int, int], scale: tuple[float, float] | None = None
+) -> torch.Tensor:
+    """The device path of :func:`cv_resize_linear`: horizontal pass, then vertical.
+
+    Same taps and weights as OpenCV; values differ from it in the last bit on some pixels.
     """
     h_src, w_src = image.shape[-2:]
     fy, fx = scale if scale is not None else (size[0] / h_src, size[1] / w_src)
-    x0, x1, wx = _linear_taps(w_src, size[1], 1.0 / fx, image.device)
-    y0, y1, wy = _linear_taps(h_src, size[0], 1.0 / fy, image.device)
-    rows = image.index_select(-1, x0) * (1 - wx) + image.index_select(-1, x1) * wx
-    wy = wy[:, None]
-    return rows.index_select(-2, y0) * (1 - wy) + rows.index_select(-2, y1) * wy
+    x0, x1, ax, bx = _linear_taps(w_src, size[1], 1.0 / fx, image.device)
+    y0, y1, ay, by = _linear_taps(h_src, size[0], 1.0 / fy, image.device)
+    rows = image.index_select(-1, x0) * ax + image.index_select(-1, x1) * bx
+    return rows.index_select(-2, y0) * ay[:, None] + rows.index_select(-2, y1) * by[:, None]
 
 
 def centered_gradient(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -92,10 +130,16 @@ def forward_gradient(field: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def divergence(px: torch.Tensor, py: torch.Tensor) -> torch.Tensor:
-    """Backward-difference divergence; the first row / column uses p itself (zero outside)."""
-    div_x = px - F.pad(px[..., :, :-1], (1, 0, 0, 0))
-    div_y = py - F.pad(py[..., :-1, :], (0, 0, 1, 0))
-    return div_x + div_y
+    """Backward-difference divergence; the first row / column uses p itself (zero outside).
+
+    Rounded as OpenCV does: ``(px - px_left) + (py - py_up)`` inside and on the first
+    row, but ``(px + py) - py_up`` on the first column (a last-bit difference there
+    grows, through TV-L1's sensitivity, into ~0.03 px of mean flow difference).
+    """
+    py_up = F.pad(py[..., :-1, :], (0, 0, 1, 0))
+    inner = (px[..., 1:] - px[..., :-1]) + (py[..., 1:] - py_up[..., 1:])
+    first = (px[..., :1] + py[..., :1]) - py_up[..., :1]
+    return torch.cat((first, inner), -1)
 
 
 def median_blur(field: torch.Tensor, ksize: int = 5) -> torch.Tensor:
@@ -104,11 +148,8 @@ def median_blur(field: torch.Tensor, ksize: int = 5) -> torch.Tensor:
     On the CPU it *is* OpenCV's (exact and ~100x faster than a torch sort there);
     elsewhere a sort over unfolded windows gives the same values.
     """
-    b, c, h, w = field.shape
     if field.device.type == "cpu":
-        planes = field.reshape(b * c, h, w).numpy()
-        blurred = np.stack([cv2.medianBlur(np.ascontiguousarray(p), ksize) for p in planes])
-        return torch.from_numpy(blurred).reshape(b, c, h, w)
+        return per_plane(field, lambda plane: cv2.medianBlur(plane, ksize))
     return median_blur_torch(field, ksize)
 
 
@@ -124,8 +165,30 @@ def median_blur_torch(field: torch.Tensor, ksize: int = 5) -> torch.Tensor:
 def remap_cubic_zero(image: torch.Tensor, map_x: torch.Tensor, map_y: torch.Tensor) -> torch.Tensor:
     """``cv::remap(INTER_CUBIC, BORDER_CONSTANT 0)``: Catmull-Rom-like cubic A = -0.75.
 
-    image (B, C, H, W), maps (B, H, W) absolute pixel coordinates. grid_sample's
-    bicubic uses the same A and reads zeros outside, tap by tap, as OpenCV does.
+    image (B, C, H, W), maps (B, H, W) absolute pixel coordinates. On the CPU it is
+    OpenCV's own call (bit-exact); elsewhere :func:`remap_cubic_zero_torch`.
+    """
+    if image.device.type != "cpu":
+        return remap_cubic_zero_torch(image, map_x, map_y)
+    maps = zip(map_x.contiguous().numpy(), map_y.contiguous().numpy(), strict=True)
+    warped = [
+        per_plane(pair[None], partial(_cv_remap_cubic, maps=m))
+        for pair, m in zip(image, maps, strict=True)
+    ]
+    return torch.cat(warped)
+
+
+def _cv_remap_cubic(plane: np.ndarray, maps: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    return cv2.remap(plane, *maps, cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def remap_cubic_zero_torch(
+    image: torch.Tensor, map_x: torch.Tensor, map_y: torch.Tensor
+) -> torch.Tensor:
+    """The device path of :func:`remap_cubic_zero`: grid_sample's bicubic.
+
+    It uses the same A and reads zeros outside, tap by tap, as OpenCV does; values
+    differ from OpenCV's by float rounding (~1e-6 relative).
     """
     h, w = image.shape[-2:]
     grid = torch.stack(

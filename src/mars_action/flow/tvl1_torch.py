@@ -10,7 +10,8 @@ round trip) once its squared update falls to ``epsilon^2 H W``; the host only
 asks whether any pair is still running every ``sync_every`` iterations.
 
 Two presets: ``opencv-cpu`` reproduces the pip OpenCV (cubic A=-0.75 with a zero
-border, median 5, 30 x 10 iterations); ``opencv-cuda`` is OpenCV's CUDA TV-L1 the
+border, median 5, 30 x 10 iterations; on the CPU its flow is bit-identical to
+OpenCV's on most real frame pairs, see :mod:`torch_ops`); ``opencv-cuda`` is OpenCV's CUDA TV-L1 the
 MARS authors ran (Keys a=-0.5 with a clamped border, no median, 300 iterations,
 the CUDA code's sparse error checks).
 """
@@ -175,7 +176,7 @@ def _iterate(flow, dual, grads, grad_sq, rho_c, params: TVL1Params, sync_every: 
     pairs stop costing compute.
     """
     batch, _, height, width = flow.shape
-    scaled_eps = float(np.float32(params.epsilon**2 * height * width))
+    scaled_eps = float(np.float32(params.epsilon * params.epsilon * (height * width)))  # as OpenCV
     out_flow, out_dual = flow.clone(), dual.clone()
     rows = torch.arange(batch, device=flow.device)
     active = torch.ones(batch, dtype=torch.bool, device=flow.device)

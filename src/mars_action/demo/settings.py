@@ -1,0 +1,158 @@
+"""What the demo runs: the synthetic dataset, the recipe of each stream, and where files go.
+
+Two presets: :meth:`DemoSettings.full` (the real demo, <= 10 minutes on 2 CPU
+cores) and :meth:`DemoSettings.quick` (a smoke run of every stage in about a
+minute; its accuracies mean nothing). The recipe values were chosen on the
+validation split of the synthetic set (see ``benchmarks/paper_claims/README.md``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mars_action.data.synthetic import MANIFEST, SynthSpec, spec_with_classes
+from mars_action.training import (
+    DataConfig,
+    DistillConfig,
+    ExperimentConfig,
+    MersConfig,
+    ModelConfig,
+    OptimConfig,
+    ScheduleConfig,
+    TrainConfig,
+)
+
+# Training order: the Flow stream first, it is the teacher of MERS and MARS.
+STREAMS = ("flow", "rgb", "mers", "mars")
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """The dataset and the recipe of the demo (plain data: saved beside the results).
+
+    Attributes:
+        spec: the synthetic dataset.
+        clip_len, crop_size: network input, frames x pixels.
+        batch_size: clips per step.
+        epochs: per stream; MERS's include its classifier epochs.
+        lr: SGD learning rate per stream (cosine decay to 0).
+        alpha: weight of the feature MSE of MARS and MERS.
+        mers_classifier_epochs: MERS step 2 (classifier only) epochs.
+        val_fraction: share of each class's training videos held out to pick epochs.
+        seed: training seed (initial weights, clip sampling).
+        threads: torch CPU threads (None: torch's default).
+    """
+
+    spec: SynthSpec
+    clip_len: int = 16
+    crop_size: int = 32
+    batch_size: int = 16
+    epochs: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STREAMS, 20))
+    lr: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STREAMS, 0.05))
+    alpha: float = 50.0
+    mers_classifier_epochs: int = 5
+    val_fraction: float = 0.15
+    seed: int = 0
+    threads: int | None = None
+
+    @classmethod
+    def full(cls) -> DemoSettings:
+        """The demo: differences between streams a reader can trust, in minutes."""
+        spec = spec_with_classes(8, videos_per_class=60, height=32, width=32, num_frames=24,
+                                 speed=(0.6, 1.3))
+        return cls(spec=spec)
+
+    @classmethod
+    def quick(cls) -> DemoSettings:
+        """Every stage on a handful of tiny videos: checks the plumbing, not the method."""
+        spec = spec_with_classes(3, videos_per_class=5, test_fraction=0.4, height=32, width=32,
+                                 num_frames=18, speed=(0.6, 1.3))
+        return cls(spec=spec, clip_len=8, crop_size=24, batch_size=4,
+                   epochs=dict.fromkeys(STREAMS, 2), mers_classifier_epochs=1, val_fraction=0.25)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each stage writes, under the demo folder."""
+
+    root: Path
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def manifest(self) -> Path:
+        return self.data / MANIFEST
+
+    @property
+    def frames(self) -> Path:
+        return self.root / "frames"
+
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs"
+
+    def run(self, stream: str) -> Path:
+        return self.runs / stream
+
+    def checkpoint(self, stream: str) -> Path:
+        return self.run(stream) / "checkpoints" / "best.pt"
+
+    @property
+    def scores(self) -> Path:
+        return self.root / "scores"
+
+    @property
+    def analysis(self) -> Path:
+        return self.root / "analysis"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report.html"
+
+    @property
+    def settings(self) -> Path:
+        return self.root / "demo-settings.json"
+
+    @property
+    def results(self) -> Path:
+        return self.root / "results.json"
+
+
+def stream_config(stream: str, settings: DemoSettings, layout: Layout) -> ExperimentConfig:
+    """The ``mars train`` experiment of one stream of the demo (resnet10_tiny, SGD, cosine)."""
+    spec = settings.spec
+    distilled = stream in ("mars", "mers")
+    return ExperimentConfig(
+        name=f"demo_{stream}",
+        stream=stream,
+        recipe="paper",
+        data=DataConfig(
+            format="manifest",
+            root=str(layout.data),
+            annotations=str(layout.manifest),
+            frame_root=str(layout.frames),
+            val_fraction=settings.val_fraction,
+            seed=settings.seed,
+            clip_len=settings.clip_len,
+            crop_size=settings.crop_size,
+            fps=spec.fps,
+            short_side=min(spec.height, spec.width),
+            batch_size=settings.batch_size,
+            num_workers=0,
+        ),
+        model=ModelConfig(arch="resnet10_tiny"),
+        optim=OptimConfig(lr=settings.lr[stream]),
+        schedule=ScheduleConfig(epochs=settings.epochs[stream], scheduler="cosine"),
+        distill=DistillConfig(
+            teacher=str(layout.checkpoint("flow")) if distilled else None, alpha=settings.alpha
+        ),
+        mers=MersConfig(variant="sequential", classifier_epochs=settings.mers_classifier_epochs),
+        train=TrainConfig(device="auto", seed=settings.seed, threads=settings.threads),
+    )

@@ -174,15 +174,16 @@ _MOTIONS: dict[str, Callable] = {
 _MEAN_COLOUR = np.array([115.0, 108.0, 100.0], np.float32)  # ~ the ActivityNet mean (RGB)
 
 
-def _texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+def _texture(rng: np.random.Generator, height: int, width: int, cast: float) -> np.ndarray:
     """(H, W, 3) float32: smooth random colour noise at a few scales, random palette.
 
-    Colours vary inside every texture, but its average stays near the dataset mean
-    (the ActivityNet mean the RGB input is centred on): with the paper's
-    normalisation (mean subtraction only) a per-video colour cast is a large
-    constant offset of the whole clip that a small 3D CNN trained from scratch with
-    SGD memorises instead of learning motion (measured: RGB near chance with
-    casts of +-80, far above it without).
+    The texture's average colour is the dataset mean moved by ``cast`` (0-255 units)
+    in a random colour direction. Objects get a strong cast, so that they stand out
+    from the background as moving shapes; the background a weak one, so that the
+    average colour of a frame stays near the mean the RGB input is centred on. With
+    the paper's normalisation (mean subtraction only) a per-video colour cast of the
+    whole frame is a large constant offset of the clip, which a small 3D CNN trained
+    from scratch with SGD memorises instead of learning motion.
     """
     gray = np.zeros((height, width, 3), np.float32)
     for cell in rng.choice([2, 3, 5, 8, 12], size=3, replace=False):
@@ -193,7 +194,9 @@ def _texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     gray = (gray - gray.mean()) / (gray.std() + 1e-6)
     mixing = rng.normal(0.0, 1.0, (3, 3)).astype(np.float32)
     mixing /= np.linalg.norm(mixing, axis=0, keepdims=True) + 1e-6
-    colour = gray @ mixing * rng.uniform(25.0, 60.0) + _MEAN_COLOUR + rng.uniform(-15, 15, 3)
+    direction = rng.normal(0.0, 1.0, 3)
+    mean = _MEAN_COLOUR + cast * direction / (np.linalg.norm(direction) + 1e-9)
+    colour = gray @ mixing * rng.uniform(15.0, 40.0) + mean.astype(np.float32)
     return np.clip(colour, 0.0, 255.0).astype(np.float32)
 
 
@@ -237,7 +240,7 @@ class _Sprite:
 def _sprite(rng: np.random.Generator, radius: float, trajectory: np.ndarray, start: np.ndarray):
     size = int(np.ceil(2 * radius)) + 4
     return _Sprite(
-        texture=_texture(rng, size, size),
+        texture=_texture(rng, size, size, cast=rng.uniform(50.0, 90.0)),
         mask=_shape_mask(rng, size),
         centre=start + trajectory[:, :2],
         angle=trajectory[:, 2],
@@ -267,7 +270,7 @@ def render_video(spec: SynthSpec, label: int, index: int) -> np.ndarray:
     pan *= rng.uniform(0.0, spec.max_pan) / (np.linalg.norm(pan) + 1e-9)
     camera = np.outer(t - t.mean(), pan)  # (T, 2) how far the scene has shifted
     margin = int(np.ceil(np.abs(camera).max())) + 2
-    background = _texture(rng, h + 2 * margin, w + 2 * margin)
+    background = _texture(rng, h + 2 * margin, w + 2 * margin, cast=rng.uniform(0.0, 15.0))
 
     radius = rng.uniform(0.22, 0.32) * short
     trajectory = _MOTIONS[spec.classes[label]](rng, t, spec, radius)

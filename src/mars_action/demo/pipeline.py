@@ -17,8 +17,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from mars_action.data.synthetic import generate_dataset
-from mars_action.demo.settings import STREAMS, DemoSettings, Layout, stream_config
+from mars_action.data.synthetic import SynthSpec, generate_dataset
+from mars_action.demo.settings import STREAMS, DemoSettings, Layout, stream_config, video_source
 from mars_action.errors import MarsError
 from mars_action.evaluation import VideoScores, evaluate, load_scores, save_scores
 from mars_action.evaluation.files import write_json
@@ -41,8 +41,8 @@ def run(out: str | Path, settings: DemoSettings, *, fresh: bool = False,
     _claim_folder(layout, settings, fresh)
     started = time.perf_counter()
     steps: list[tuple[str, Callable[[], Any]]] = [
-        ("synthetic videos", lambda: generate_dataset(layout.data, settings.spec)),
-        ("frames", lambda: _frames(layout, workers)),
+        ("videos", lambda: _videos(layout, settings)),
+        ("frames", lambda: _frames(layout, settings, workers)),
         ("TV-L1 optical flow", lambda: _flow(layout, workers)),
         *[(f"train {stream}", _trainer(stream, settings, layout)) for stream in STREAMS],
         ("evaluate (normal and static clips)", lambda: _evaluate_all(layout, settings)),
@@ -74,10 +74,19 @@ def _claim_folder(layout: Layout, settings: DemoSettings, fresh: bool) -> None:
     write_json(marker, wanted)
 
 
-def _frames(layout: Layout, workers: int | None) -> None:
-    """Frames at the videos' own size and rate: the demo works on small frames."""
-    summary = extract_frames(layout.data, layout.frames, fps=None, short_side=None,
-                             workers=workers, report_path=layout.frames / "frames-report.json")
+def _videos(layout: Layout, settings: DemoSettings) -> None:
+    if isinstance(settings.source, SynthSpec):
+        generate_dataset(layout.data, settings.source)
+    else:
+        print(f"using the videos in {settings.source.root}")
+
+
+def _frames(layout: Layout, settings: DemoSettings, workers: int | None) -> None:
+    """Frames at the rate and (small) size the networks take."""
+    videos = video_source(settings, layout)
+    summary = extract_frames(videos.root, layout.frames, fps=videos.fps,
+                             short_side=videos.short_side, workers=workers,
+                             report_path=layout.frames / "frames-report.json")
     _check_batch(summary)
 
 
@@ -108,8 +117,9 @@ def _trainer(stream: str, settings: DemoSettings, layout: Layout) -> Callable[[]
 
 def _evaluate_all(layout: Layout, settings: DemoSettings) -> dict[str, tuple[VideoScores, ...]]:
     """Every stream on the test split, on its normal clips and on static clips."""
-    data = DataSettings(format="manifest", root=str(layout.data),
-                        annotations=str(layout.manifest), frame_root=str(layout.frames),
+    videos = video_source(settings, layout)
+    data = DataSettings(format=videos.format, root=videos.root, annotations=videos.annotations,
+                        frame_root=str(layout.frames), fold=videos.fold,
                         val_fraction=settings.val_fraction, seed=settings.seed)
     pairs = {}
     for stream in STREAMS:
@@ -151,7 +161,7 @@ def _summarize(layout: Layout, settings: DemoSettings, pairs, timings: dict[str,
         "table1": [row for row in rows if row is not None],
         "table1_text": table_text,
         "static": static,
-        "chance_top1": 100.0 / len(settings.spec.classes),
+        "chance_top1": 100.0 / len(pairs["rgb"][0].class_names),
         "stage_seconds": timings,
         "total_seconds": round(seconds, 1),
     }

@@ -29,11 +29,31 @@ STREAMS = ("flow", "rgb", "mers", "mars")
 
 
 @dataclass(frozen=True)
+class RealData:
+    """A dataset already on disk (e.g. the UCF101 subset), in one of the data stage's formats.
+
+    Attributes:
+        format: ``ucf101``, ``hmdb51``, ``manifest``... (``mars_action.data.FORMATS``).
+        root: the videos, ``<root>/<class>/<video>.<ext>``.
+        annotations: the format's annotation file or folder (None: the format's default).
+        fold: split number of UCF101 / HMDB51.
+        fps, short_side: frames extracted at this rate and size (small: TV-L1 on a CPU).
+    """
+
+    format: str
+    root: str
+    annotations: str | None = None
+    fold: int = 1
+    fps: float = 25.0
+    short_side: int = 64
+
+
+@dataclass(frozen=True)
 class DemoSettings:
     """The dataset and the recipe of the demo (plain data: saved beside the results).
 
     Attributes:
-        spec: the synthetic dataset.
+        source: the synthetic dataset to generate, or a dataset on disk.
         clip_len, crop_size: network input, frames x pixels.
         batch_size: clips per step.
         epochs: per stream; MERS's include its classifier epochs.
@@ -45,7 +65,7 @@ class DemoSettings:
         threads: torch CPU threads (None: torch's default).
     """
 
-    spec: SynthSpec
+    source: SynthSpec | RealData
     clip_len: int = 16
     crop_size: int = 32
     batch_size: int = 16
@@ -62,18 +82,22 @@ class DemoSettings:
         """The demo: differences between streams a reader can trust, in minutes."""
         spec = spec_with_classes(8, videos_per_class=60, height=32, width=32, num_frames=24,
                                  speed=(0.6, 1.3))
-        return cls(spec=spec)
+        return cls(source=spec)
 
     @classmethod
     def quick(cls) -> DemoSettings:
         """Every stage on a handful of tiny videos: checks the plumbing, not the method."""
         spec = spec_with_classes(3, videos_per_class=5, test_fraction=0.4, height=32, width=32,
                                  num_frames=18, speed=(0.6, 1.3))
-        return cls(spec=spec, clip_len=8, crop_size=24, batch_size=4,
+        return cls(source=spec, clip_len=8, crop_size=24, batch_size=4,
                    epochs=dict.fromkeys(STREAMS, 2), mers_classifier_epochs=1, val_fraction=0.25)
 
+    @property
+    def num_classes(self) -> int | None:
+        return len(self.source.classes) if isinstance(self.source, SynthSpec) else None
+
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return {"source_kind": type(self.source).__name__, **dataclasses.asdict(self)}
 
 
 @dataclass(frozen=True)
@@ -127,23 +151,24 @@ class Layout:
 
 def stream_config(stream: str, settings: DemoSettings, layout: Layout) -> ExperimentConfig:
     """The ``mars train`` experiment of one stream of the demo (resnet10_tiny, SGD, cosine)."""
-    spec = settings.spec
     distilled = stream in ("mars", "mers")
+    videos = video_source(settings, layout)
     return ExperimentConfig(
         name=f"demo_{stream}",
         stream=stream,
         recipe="paper",
         data=DataConfig(
-            format="manifest",
-            root=str(layout.data),
-            annotations=str(layout.manifest),
+            format=videos.format,
+            root=videos.root,
+            annotations=videos.annotations,
+            fold=videos.fold,
             frame_root=str(layout.frames),
             val_fraction=settings.val_fraction,
             seed=settings.seed,
             clip_len=settings.clip_len,
             crop_size=settings.crop_size,
-            fps=spec.fps,
-            short_side=min(spec.height, spec.width),
+            fps=videos.fps,
+            short_side=videos.short_side,
             batch_size=settings.batch_size,
             num_workers=0,
         ),
@@ -156,3 +181,12 @@ def stream_config(stream: str, settings: DemoSettings, layout: Layout) -> Experi
         mers=MersConfig(variant="sequential", classifier_epochs=settings.mers_classifier_epochs),
         train=TrainConfig(device="auto", seed=settings.seed, threads=settings.threads),
     )
+
+
+def video_source(settings: DemoSettings, layout: Layout) -> RealData:
+    """Where the videos are and how frames are taken from them, synthetic or not."""
+    source = settings.source
+    if isinstance(source, RealData):
+        return source
+    return RealData(format="manifest", root=str(layout.data), annotations=str(layout.manifest),
+                    fps=source.fps, short_side=min(source.height, source.width))

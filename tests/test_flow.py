@@ -131,3 +131,14 @@ def test_color_wheel_directions():
     assert left[0] < 30 and left[2] == 255  # cyan-blue
     assert down[0] > 200 and down[2] < 30  # yellow
     assert still.tolist() == [255, 255, 255]
+
+
+def test_tvl1_does_not_depend_on_the_sizes_seen_before():
+    """OpenCV shrinks an instance's scale count in place on small frames: never reuse it."""
+    rng = np.random.default_rng(3)
+    texture = rng.integers(0, 255, size=(96, 128), dtype=np.uint8)
+    shifted = [np.roll(texture, shift, axis=1) for shift in (0, 2, 4)]
+    frames = np.stack(shifted)[..., None]  # (3, 96, 128, 1)
+    clean = compute_flow(frames, "tvl1")
+    compute_flow(frames[:, :16, :16], "tvl1")  # a tiny video first, as in a mixed dataset
+    assert np.array_equal(compute_flow(frames, "tvl1"), clean)

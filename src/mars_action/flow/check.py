@@ -75,7 +75,7 @@ def real_agreement(
         )
         gray = opencv.to_gray(frames).astype(np.float32)
         noisy = gray + rng.normal(0.0, SELF_NOISE, gray.shape).astype(np.float32)
-        solver = opencv.tvl1_instance()
+        solver = opencv.tvl1_instance(gray.shape[1:3])
         self_flow = np.stack(
             [solver.calc(noisy[i] / 255, gray[i + 1] / 255, None) for i in range(pairs)]
         )

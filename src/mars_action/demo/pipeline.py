@@ -35,9 +35,13 @@ TITLE = "mars demo: RGB, Flow, MERS and MARS on a synthetic motion dataset"
 
 
 def run(out: str | Path, settings: DemoSettings, *, fresh: bool = False,
-        workers: int | None = None) -> int:
-    """Run the demo in ``out``; prints where everything is; returns the exit code."""
-    layout = Layout(Path(out))
+        workers: int | None = None, store: str | Path | None = None) -> dict[str, Any]:
+    """Run the demo in ``out``, print where everything is; returns the numbers (results.json).
+
+    ``store`` holds the videos, frames and flow when they are shared with other runs
+    (the benchmark's seeds); by default they live in ``out``.
+    """
+    layout = Layout(Path(out), Path(store) if store is not None else None)
     _claim_folder(layout, settings, fresh)
     started = time.perf_counter()
     steps: list[tuple[str, Callable[[], Any]]] = [
@@ -56,7 +60,7 @@ def run(out: str | Path, settings: DemoSettings, *, fresh: bool = False,
     print(f"\n[{len(steps) + 1}/{len(steps) + 1}] tables, figures and report", flush=True)
     summary = _summarize(layout, settings, results, timings, time.perf_counter() - started)
     _print_summary(layout, summary)
-    return 0
+    return summary
 
 
 def _claim_folder(layout: Layout, settings: DemoSettings, fresh: bool) -> None:
@@ -151,6 +155,7 @@ def _summarize(layout: Layout, settings: DemoSettings, pairs, timings: dict[str,
     table_text = format_table(rows, title="Table 1 layout: top-1 on the synthetic test split (%)")
     (layout.analysis / "table1.txt").parent.mkdir(parents=True, exist_ok=True)
     (layout.analysis / "table1.txt").write_text(table_text + "\n")
+    static_rows = stream_table({stream: static for stream, (_, static) in pairs.items()})
     static = static_summary(pairs)
     static_dir = layout.analysis / "static"
     write_json(static_dir / "static.json", static)
@@ -161,6 +166,7 @@ def _summarize(layout: Layout, settings: DemoSettings, pairs, timings: dict[str,
         "table1": [row for row in rows if row is not None],
         "table1_text": table_text,
         "static": static,
+        "table1_static": [row for row in static_rows if row is not None],
         "chance_top1": 100.0 / len(pairs["rgb"][0].class_names),
         "stage_seconds": timings,
         "total_seconds": round(seconds, 1),

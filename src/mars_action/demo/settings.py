@@ -102,13 +102,19 @@ class DemoSettings:
 
 @dataclass(frozen=True)
 class Layout:
-    """Where each stage writes, under the demo folder."""
+    """Where each stage writes: runs and results under ``root``; videos, frames and flow
+    under ``store`` (default ``root``), which runs of several seeds can share."""
 
     root: Path
+    shared: Path | None = None
+
+    @property
+    def store(self) -> Path:
+        return self.shared or self.root
 
     @property
     def data(self) -> Path:
-        return self.root / "data"
+        return self.store / "data"
 
     @property
     def manifest(self) -> Path:
@@ -116,7 +122,7 @@ class Layout:
 
     @property
     def frames(self) -> Path:
-        return self.root / "frames"
+        return self.store / "frames"
 
     @property
     def runs(self) -> Path:

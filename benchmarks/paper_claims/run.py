@@ -1,0 +1,157 @@
+"""The paper's central claim, measured: RGB, Flow, MERS, MARS (and fusions) over seeds.
+
+Runs the demo's pipeline (``mars_action.demo.pipeline.run``: frames -> TV-L1 flow ->
+train -> eval -> fuse -> static clips -> report) with the demo's recipe on
+
+- ``synthetic``: the synthetic motion dataset, larger than the demo's;
+- ``ucf101``: the real UCF101 subset (official split 1; model selection on a
+  validation split held out of train, never on test);
+
+for several training seeds (the videos, frames, flow and splits are shared), and
+writes ``results.json`` and ``results.md`` beside this file (plus
+``benchmarks/results/paper_claims.json`` through the harness). Usage::
+
+    .venv/bin/python benchmarks/paper_claims/run.py [--datasets synthetic ucf101]
+        [--seeds 0 1 2] [--work benchmarks/paper_claims/runs]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # the harness
+
+from harness import write_result  # noqa: E402
+
+from mars_action.data.synthetic import SynthSpec  # noqa: E402
+from mars_action.demo.pipeline import run  # noqa: E402
+from mars_action.demo.settings import DemoSettings, RealData  # noqa: E402
+
+UCF101 = Path(os.environ.get("MARS_UCF101_SUBSET",
+                             HERE.parents[2] / "shared" / "data" / "ucf101-subset"))
+ROWS = ("RGB", "Flow", "MERS", "MARS", "MARS+RGB", "RGB+Flow")
+
+
+def synthetic_settings(seed: int) -> DemoSettings:
+    """The demo's recipe on a larger synthetic set (the same videos for every seed)."""
+    demo = DemoSettings.full()
+    spec = dataclasses.replace(demo.source, videos_per_class=150)
+    return dataclasses.replace(demo, source=spec, seed=seed)
+
+
+def ucf101_settings(seed: int) -> DemoSettings:
+    """The demo's recipe on the real UCF101 subset, frames at 64 px (TV-L1 on a CPU)."""
+    demo = DemoSettings.full()
+    source = RealData(format="ucf101", root=str(UCF101), fold=1, fps=25.0, short_side=64)
+    return dataclasses.replace(demo, source=source, crop_size=56, seed=seed)
+
+
+DATASETS = {"synthetic": synthetic_settings, "ucf101": ucf101_settings}
+
+
+def measure(dataset: str, seeds: list[int], work: Path, workers: int | None) -> dict[str, Any]:
+    """Every seed's results.json, and their mean and std per Table 1 row."""
+    runs = []
+    for seed in seeds:
+        settings = DATASETS[dataset](seed)
+        print(f"\n===== {dataset}, seed {seed} =====", flush=True)
+        runs.append(run(work / dataset / f"seed{seed}", settings, workers=workers,
+                        store=work / dataset / "store"))
+    return {"seeds": seeds, "chance_top1": runs[0]["chance_top1"],
+            "test_top1": _aggregate(runs, "table1"), "static_top1": _aggregate(runs, "table1_static"),
+            "runs": [{"seed": s, "table1": r["table1"], "table1_static": r["table1_static"],
+                      "total_seconds": r["total_seconds"]} for s, r in zip(seeds, runs, strict=True)]}
+
+
+def _aggregate(runs: list[dict[str, Any]], key: str) -> dict[str, dict[str, float]]:
+    values: dict[str, list[float]] = {}
+    for result in runs:
+        for row in result[key]:
+            values.setdefault(row["name"], []).append(row["top1"])
+    return {name: {"mean": statistics.fmean(v), "std": statistics.stdev(v) if len(v) > 1 else 0.0,
+                   "values": v} for name, v in values.items()}
+
+
+def check_targets(synthetic: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets on the synthetic set, each with the measured margin."""
+    test = {k: v["mean"] for k, v in synthetic["test_top1"].items()}
+    static = {k: v["mean"] for k, v in synthetic["static_top1"].items()}
+    chance = synthetic["chance_top1"]
+    checks = [
+        ("Flow >= RGB + 10", test["Flow"] - test["RGB"], 10.0),
+        ("MARS >= RGB + 5", test["MARS"] - test["RGB"], 5.0),
+        ("|MERS - Flow| <= 3", -abs(test["MERS"] - test["Flow"]), -3.0),
+        ("|Flow static - chance| <= 5", -abs(static["Flow"] - chance), -5.0),
+        ("|MERS static - chance| <= 5", -abs(static["MERS"] - chance), -5.0),
+    ]
+    return [{"target": name, "measured": round(value, 2), "bound": bound, "met": value >= bound}
+            for name, value, bound in checks]
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """Test and static-clip top-1 (mean +- std over seeds) per stream and dataset."""
+    names = list(results["datasets"])
+    header = "| Stream | " + " | ".join(f"{d} test | {d} static" for d in names) + " |"
+    lines = ["# Paper claims, measured", "", header,
+             "|---|" + "---:|---:|" * len(names)]
+    for row in ROWS:
+        cells = []
+        for dataset in names:
+            data = results["datasets"][dataset]
+            cells += [_cell(data["test_top1"].get(row)), _cell(data["static_top1"].get(row))]
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    lines += ["", "Top-1 video accuracy (%), mean +- std over seeds "
+              + ", ".join(f"{d}: {results['datasets'][d]['seeds']}" for d in names)
+              + "; chance: " + ", ".join(f"{d} {results['datasets'][d]['chance_top1']:.1f}"
+                                         for d in names) + "."]
+    if results.get("targets"):
+        lines += ["", "| Target (synthetic) | Measured | Met |", "|---|---:|---|"]
+        lines += [f"| {t['target']} | {t['measured']:+.1f} | {'yes' if t['met'] else 'no'} |"
+                  for t in results["targets"]]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(entry: dict[str, float] | None) -> str:
+    return "-" if entry is None else f"{entry['mean']:.1f} +- {entry['std']:.1f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--work", type=Path, default=HERE / "runs")
+    parser.add_argument("--workers", type=int, default=None)
+    args = parser.parse_args()
+    results: dict[str, Any] = {"datasets": {}, "recipe": _recipe()}
+    for dataset in args.datasets:
+        results["datasets"][dataset] = measure(dataset, args.seeds, args.work, args.workers)
+    if "synthetic" in results["datasets"]:
+        results["targets"] = check_targets(results["datasets"]["synthetic"])
+    (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (HERE / "results.md").write_text(markdown(results))
+    summary = "; ".join(
+        f"{d}: " + ", ".join(f"{r} {v['test_top1'][r]['mean']:.1f}" for r in ROWS
+                             if r in v["test_top1"])
+        for d, v in results["datasets"].items())
+    write_result("paper_claims", results, f"paper_claims: {summary}")
+
+
+def _recipe() -> dict[str, Any]:
+    demo = DemoSettings.full()
+    recipe = demo.to_dict()
+    recipe.pop("source")
+    recipe["synthetic_spec"] = dataclasses.asdict(SynthSpec(**{
+        **dataclasses.asdict(demo.source), "videos_per_class": 150}))
+    return recipe
+
+
+if __name__ == "__main__":
+    main()

@@ -93,7 +93,11 @@ def train(
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     try:
-        return _train(config, Path(run_dir), process, resume, train_set, val_set, class_names)
+        summary = _train(config, Path(run_dir), process, resume, train_set, val_set, class_names)
+        # Leave together: a rank that tears gloo down while rank 0 still writes its last
+        # checkpoint and plots can abort ("terminate called without an active exception").
+        distributed.barrier(process)
+        return summary
     finally:
         torch.set_num_threads(threads)
         distributed.stop(process)

@@ -12,6 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mars_action.data import SCALES
 from mars_action.data.synthetic import MANIFEST, SynthSpec, spec_with_classes
 from mars_action.training import (
     DataConfig,
@@ -55,10 +56,14 @@ class DemoSettings:
     Attributes:
         source: the synthetic dataset to generate, or a dataset on disk.
         clip_len, crop_size: network input, frames x pixels.
+        crop_scales: training crop sides, as fractions of the short side (the paper's
+            largest two: its smaller crops often miss the object on tiny frames).
         batch_size: clips per step.
         epochs: per stream; MERS's include its classifier epochs.
         lr: SGD learning rate per stream (cosine decay to 0).
         alpha: weight of the feature MSE of MARS and MERS.
+        mars_feature, mars_pool_maps: what MARS distils: the ``layer3`` maps, not pooled
+            (MERS always distils the pooled feature its classifier reads).
         mers_classifier_epochs: MERS step 2 (classifier only) epochs.
         val_fraction: share of each class's training videos held out to pick epochs.
         seed: training seed (initial weights, clip sampling).
@@ -68,10 +73,13 @@ class DemoSettings:
     source: SynthSpec | RealData
     clip_len: int = 16
     crop_size: int = 32
+    crop_scales: tuple[float, ...] = SCALES[:2]
     batch_size: int = 16
-    epochs: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STREAMS, 20))
-    lr: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STREAMS, 0.05))
+    epochs: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STREAMS, 30))
+    lr: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STREAMS, 0.1))
     alpha: float = 50.0
+    mars_feature: str = "layer3"
+    mars_pool_maps: bool = False
     mers_classifier_epochs: int = 5
     val_fraction: float = 0.15
     seed: int = 0
@@ -80,9 +88,9 @@ class DemoSettings:
     @classmethod
     def full(cls) -> DemoSettings:
         """The demo: differences between streams a reader can trust, in minutes."""
-        spec = spec_with_classes(8, videos_per_class=60, height=32, width=32, num_frames=24,
+        spec = spec_with_classes(8, videos_per_class=80, height=32, width=32, num_frames=24,
                                  speed=(0.6, 1.3))
-        return cls(source=spec)
+        return cls(source=spec, crop_size=28)
 
     @classmethod
     def quick(cls) -> DemoSettings:
@@ -182,7 +190,10 @@ def stream_config(stream: str, settings: DemoSettings, layout: Layout) -> Experi
         optim=OptimConfig(lr=settings.lr[stream]),
         schedule=ScheduleConfig(epochs=settings.epochs[stream], scheduler="cosine"),
         distill=DistillConfig(
-            teacher=str(layout.checkpoint("flow")) if distilled else None, alpha=settings.alpha
+            teacher=str(layout.checkpoint("flow")) if distilled else None,
+            alpha=settings.alpha,
+            feature=settings.mars_feature if stream == "mars" else "pooled",
+            pool_maps=settings.mars_pool_maps if stream == "mars" else True,
         ),
         mers=MersConfig(variant="sequential", classifier_epochs=settings.mers_classifier_epochs),
         train=TrainConfig(device="auto", seed=settings.seed, threads=settings.threads),

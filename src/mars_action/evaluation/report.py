@@ -78,9 +78,20 @@ def _scores_section(results: Sequence[VideoScores], paths: Sequence[Path]) -> st
 
 
 def _table1_section(results: Sequence[VideoScores], paths: Sequence[Path]) -> str:
+    """One Table 1 for normal clips and one for static clips (section 5.4), if present."""
+    groups: dict[bool, list[tuple[VideoScores, Path]]] = {}
+    for result, path in zip(results, paths, strict=True):
+        groups.setdefault(bool(result.info.get("static")), []).append((result, path))
+    return "".join(
+        _table1_of([r for r, _ in group], [p for _, p in group], static)
+        for static, group in sorted(groups.items())
+    )
+
+
+def _table1_of(results: Sequence[VideoScores], paths: Sequence[Path], static: bool) -> str:
     names = [r.stream for r in results]
     if len(set(names)) < 2 or len(set(names)) < len(names):
-        return ""  # one stream, or several runs of one (e.g. normal and static clips)
+        return ""  # one stream, or several runs of one
     try:
         streams = streams_by_name(results, [str(p) for p in paths], [None] * len(results))
         table = stream_table(streams)
@@ -89,7 +100,8 @@ def _table1_section(results: Sequence[VideoScores], paths: Sequence[Path]) -> st
     rows = [None if row is None else [html.escape(row["name"])]
             + [_number(row.get(key)) for key, _ in COLUMNS] for row in table]
     header = ["Stream"] + [label for _, label in COLUMNS]
-    return ("<h2>Streams and fusions (Table 1 layout, equal weights)</h2>\n"
+    clips = ", static clips" if static else ""
+    return (f"<h2>Streams and fusions (Table 1 layout, equal weights{clips})</h2>\n"
             + _table(header, rows))
 
 

@@ -27,7 +27,7 @@ def test_quick_demo_writes_table_static_analysis_report_and_runs(quick_demo):
     assert len(names) == sum(combo is not None for combo in TABLE1_ROWS)
     assert names[:3] == ["RGB", "Flow", "RGB+Flow"] and "MARS+RGB" in names
     for row in results["table1"]:
-        assert 0.0 <= row["top1"] <= 100.0 and row["num_videos"] == 6  # 2 test videos x 3 classes
+        assert 0.0 <= row["top1"] <= 100.0 and row["num_videos"] == 3  # 1 test video x 3 classes
     assert set(results["static"]) == set(STREAMS)
     assert results["chance_top1"] == pytest.approx(100 / 3)
     for stream in STREAMS:

@@ -65,10 +65,12 @@ def measure(dataset: str, seeds: list[int], work: Path, workers: int | None) -> 
         print(f"\n===== {dataset}, seed {seed} =====", flush=True)
         runs.append(run(work / dataset / f"seed{seed}", settings, workers=workers,
                         store=work / dataset / "store"))
+    per_seed = [{"seed": seed, "table1": result["table1"], "table1_static": result["table1_static"],
+                 "total_seconds": result["total_seconds"]}
+                for seed, result in zip(seeds, runs, strict=True)]
     return {"seeds": seeds, "chance_top1": runs[0]["chance_top1"],
-            "test_top1": _aggregate(runs, "table1"), "static_top1": _aggregate(runs, "table1_static"),
-            "runs": [{"seed": s, "table1": r["table1"], "table1_static": r["table1_static"],
-                      "total_seconds": r["total_seconds"]} for s, r in zip(seeds, runs, strict=True)]}
+            "test_top1": _aggregate(runs, "table1"),
+            "static_top1": _aggregate(runs, "table1_static"), "runs": per_seed}
 
 
 def _aggregate(runs: list[dict[str, Any]], key: str) -> dict[str, dict[str, float]]:

@@ -72,9 +72,10 @@ def _register_demo(subparsers) -> None:
         ),
     )
     parser.add_argument("--out", type=Path, default=None,
-                        help="working folder (default ./mars-demo, or ./mars-demo-quick)")
+                        help="working folder (default ./mars_demo, or ./mars_demo_quick)")
     parser.add_argument("--quick", action="store_true",
-                        help="a tiny smoke version (about 2 minutes): checks the plumbing only")
+                        help="a tiny smoke version (well under a minute): checks the plumbing, "
+                        "its accuracies mean nothing")
     parser.add_argument("--fresh", action="store_true",
                         help="delete what an earlier run left in --out and start over")
     parser.add_argument("--workers", type=int, default=None,
@@ -87,6 +88,6 @@ def run_demo(args: argparse.Namespace) -> int:
     from mars_action.demo.settings import DemoSettings
 
     settings = DemoSettings.quick() if args.quick else DemoSettings.full()
-    out = args.out or Path("mars-demo-quick" if args.quick else "mars-demo")
+    out = args.out or Path("mars_demo_quick" if args.quick else "mars_demo")
     run(out, settings, fresh=args.fresh, workers=args.workers)
     return 0

@@ -33,8 +33,6 @@ from mars_action.training import train
 from mars_action.training.datasets import build_datasets
 from mars_action.video.extract import extract_frames
 
-TITLE = "mars demo: RGB, Flow, MERS and MARS on a synthetic motion dataset"
-
 
 def run(out: str | Path, settings: DemoSettings, *, fresh: bool = False,
         workers: int | None = None, store: str | Path | None = None) -> dict[str, Any]:
@@ -46,7 +44,7 @@ def run(out: str | Path, settings: DemoSettings, *, fresh: bool = False,
     layout = Layout(Path(out), Path(store) if store is not None else None)
     _claim_folder(layout, settings, fresh)
     started = time.perf_counter()
-    steps: list[tuple[str, Callable[[], Any]]] = [
+    stages: list[tuple[str, Callable[[], Any]]] = [
         ("videos", lambda: _videos(layout, settings)),
         ("frames", lambda: _frames(layout, settings, workers)),
         ("TV-L1 optical flow", lambda: _flow(layout, workers)),
@@ -54,14 +52,14 @@ def run(out: str | Path, settings: DemoSettings, *, fresh: bool = False,
         ("evaluate (normal and static clips)", lambda: _evaluate_all(layout, settings)),
     ]
     timings: dict[str, float] = {}
-    for number, (name, step) in enumerate(steps, start=1):
-        print(f"\n[{number}/{len(steps) + 1}] {name}", flush=True)
+    for number, (name, stage) in enumerate(stages, start=1):
+        print(f"\n[{number}/{len(stages) + 1}] {name}", flush=True)
         tic = time.perf_counter()
-        results = step()
+        outcome = stage()
         timings[name] = round(time.perf_counter() - tic, 1)
-    print(f"\n[{len(steps) + 1}/{len(steps) + 1}] tables, figures and report", flush=True)
-    summary = _summarize(layout, settings, results, timings, time.perf_counter() - started)
-    _print_summary(layout, summary)
+    print(f"\n[{len(stages) + 1}/{len(stages) + 1}] tables, figures and report", flush=True)
+    summary = _summarize(layout, settings, outcome, timings, time.perf_counter() - started)
+    _print_summary(layout, settings, summary)
     return summary
 
 
@@ -143,7 +141,7 @@ def _evaluate_all(layout: Layout, settings: DemoSettings) -> dict[str, tuple[Vid
     videos = video_source(settings, layout)
     data = DataSettings(format=videos.format, root=videos.root, annotations=videos.annotations,
                         frame_root=str(layout.frames), fold=videos.fold,
-                        val_fraction=settings.val_fraction, seed=settings.seed)
+                        val_fraction=settings.val_fraction, seed=settings.split_seed)
     pairs = {}
     for stream in STREAMS:
         model, meta = load_checkpoint(layout.checkpoint(stream))
@@ -169,9 +167,14 @@ def _scores(path: Path, compute: Callable[[], VideoScores]) -> VideoScores:
 
 def _summarize(layout: Layout, settings: DemoSettings, pairs, timings: dict[str, float],
                seconds: float) -> dict[str, Any]:
-    """Table 1, the static-clip analysis, the report page; the numbers as JSON."""
+    """Table 1, the static-clip analysis, the report page; the numbers as JSON.
+
+    ``pairs`` (what the last stage returns): per stream, the scores of the normal
+    and of the static clips.
+    """
     rows = stream_table({stream: normal for stream, (normal, _) in pairs.items()})
-    table_text = format_table(rows, title="Table 1 layout: top-1 on the synthetic test split (%)")
+    table_text = format_table(rows, title=f"Table 1 layout: top-1 on the test split of "
+                                          f"{_dataset_name(settings)} (%)")
     (layout.analysis / "table1.txt").parent.mkdir(parents=True, exist_ok=True)
     (layout.analysis / "table1.txt").write_text(table_text + "\n")
     static_rows = stream_table({stream: static for stream, (_, static) in pairs.items()})
@@ -180,7 +183,8 @@ def _summarize(layout: Layout, settings: DemoSettings, pairs, timings: dict[str,
     write_json(static_dir / "static.json", static)
     plot_static(static, str(static_dir / "static.png"))
     report_inputs = [layout.scores, static_dir, *(layout.run(s) for s in STREAMS)]
-    write_report([str(p) for p in report_inputs], layout.report, TITLE)
+    title = f"mars demo: RGB, Flow, MERS and MARS on {_dataset_name(settings)}"
+    write_report([str(p) for p in report_inputs], layout.report, title)
     summary = {
         "table1": [row for row in rows if row is not None],
         "table1_text": table_text,
@@ -194,7 +198,13 @@ def _summarize(layout: Layout, settings: DemoSettings, pairs, timings: dict[str,
     return summary
 
 
-def _print_summary(layout: Layout, summary: dict[str, Any]) -> None:
+def _dataset_name(settings: DemoSettings) -> str:
+    if isinstance(settings.source, SynthSpec):
+        return "the synthetic motion dataset"
+    return f"{settings.source.format} ({settings.source.root})"
+
+
+def _print_summary(layout: Layout, settings: DemoSettings, summary: dict[str, Any]) -> None:
     print("\n" + summary["table1_text"])
     print(f"\nStatic clips (middle frame repeated; chance {summary['chance_top1']:.1f}%):")
     for stream, row in summary["static"].items():
@@ -203,7 +213,7 @@ def _print_summary(layout: Layout, summary: dict[str, Any]) -> None:
     places = [
         ("report (open in a browser)", layout.report),
         ("numbers (JSON)", layout.results),
-        ("synthetic videos + manifest", layout.data),
+        ("videos (+ manifest)", video_source(settings, layout).root),
         ("frames and TV-L1 flow", layout.frames),
         ("training runs (config, metrics, checkpoints, curves)", layout.runs),
         ("score files (normal and static clips)", layout.scores),

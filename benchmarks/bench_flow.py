@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from harness import write_result
+from harness import process_scaling_controls, write_result
 
 from mars_action.flow.check import real_agreement
 from mars_action.flow.methods import compute_flow
@@ -148,9 +148,12 @@ def main() -> None:
         "mpeg_from_video_file_pairs_per_s": mpeg_video_rate(videos),
         "tvl1_pool_pairs_per_s": {str(w): r for w, r in pools.items()},
         "tvl1_scaling_1_to_2_workers": pools[2] / pools[1],
+        "machine_scaling_controls": process_scaling_controls(2),
         "load_average_at_end": os.getloadavg()[0],
     }
-    parity, _ = real_agreement(spread_videos(args.parity_videos), args.parity_pairs, compile=True)
+    parity, _ = real_agreement(
+        spread_videos(args.parity_videos), args.parity_pairs, compile=True, device_path=True
+    )
     figures["parity_real_frames"] = {**parity["mean"], "videos": len(parity["videos"])}
     figures["parity_per_video"] = parity["videos"]
     if torch.cuda.is_available():
@@ -166,10 +169,15 @@ def main() -> None:
         f"tvl1-torch {rates['tvl1-torch']:.2f} (compiled {rates['tvl1-torch-compiled']:.2f}), "
         f"farneback {rates['farneback']:.1f}, "
         f"mpeg {rates['mpeg']:.1f} pairs/s; tvl1 {cores} workers {pools[cores]:.2f} pairs/s "
-        f"(1->2 x{figures['tvl1_scaling_1_to_2_workers']:.2f}); parity tvl1-torch vs tvl1 "
+        f"(1->2 x{figures['tvl1_scaling_1_to_2_workers']:.2f}; machine controls: compute "
+        f"x{figures['machine_scaling_controls']['compute_bound_1_to_2']:.2f}, memory "
+        f"x{figures['machine_scaling_controls']['memory_bound_1_to_2']:.2f}); "
+        f"parity tvl1-torch vs tvl1 "
         f"EPE {mean['torch_epe']:.4f} px, {100 * mean['torch_identical_codes']:.1f}% codes "
         f"(OpenCV vs itself +-1e-4 gray: {mean['opencv_self_epe']:.4f} px, "
-        f"{100 * mean['opencv_self_identical_codes']:.1f}%); "
+        f"{100 * mean['opencv_self_identical_codes']:.1f}%); GPU arithmetic on the CPU "
+        f"EPE {mean['device_path_epe']:.4f} px, {100 * mean['device_path_identical_codes']:.1f}% "
+        f"codes; "
         + (f"CUDA {figures['cuda']['pairs_per_s']:.1f} pairs/s" if figures["cuda"] else "no GPU")
     )
     write_result("flow", figures, summary)

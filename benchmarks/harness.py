@@ -91,3 +91,45 @@ def write_result(name: str, figures: dict[str, Any], summary: str) -> Path:
     path.write_text(json.dumps(payload, indent=2) + "\n")
     print(summary)
     return path
+
+
+def _stream_through(megabytes: int) -> int:
+    """A memory-bound task: sweep a ``megabytes`` buffer many times (beyond the L2 cache)."""
+    import numpy as np
+
+    data = np.ones(megabytes * 2**18, dtype=np.float32)
+    for _ in range(100):
+        data *= 1.0001
+    return data.size
+
+
+def _compute_only(_: int) -> int:
+    """A compute-bound task: arithmetic on a buffer that stays in the L1 cache."""
+    import numpy as np
+
+    data = np.ones(4096, dtype=np.float32)
+    for _ in range(100_000):
+        data *= 1.0001
+    return data.size
+
+
+def process_scaling_controls(workers: int = 2, tasks: int = 8) -> dict[str, float]:
+    """What ``workers`` processes can gain over one on this machine, before any real work.
+
+    Speed-up of a compute-bound and of a memory-bound task (same pool as the
+    benchmarks use). A worker-scaling figure only means something next to these: on
+    a VM whose cores share a narrow memory path, memory-heavy work (TV-L1 on full
+    frames) cannot scale like arithmetic does.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    def rate(task: Callable[[int], int], argument: int, count: int) -> float:
+        with ProcessPoolExecutor(max_workers=count) as pool:
+            list(pool.map(task, [1] * count))  # start the workers
+            start = time.perf_counter()
+            list(pool.map(task, [argument] * tasks))
+        return tasks / (time.perf_counter() - start)
+
+    compute = rate(_compute_only, 0, workers) / rate(_compute_only, 0, 1)
+    memory = rate(_stream_through, 64, workers) / rate(_stream_through, 64, 1)
+    return {f"compute_bound_1_to_{workers}": compute, f"memory_bound_1_to_{workers}": memory}

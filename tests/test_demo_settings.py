@@ -9,6 +9,7 @@ import pytest
 
 from mars_action.data.synthetic import MANIFEST
 from mars_action.demo.settings import (
+    RGB_CONTINUED,
     STREAMS,
     DemoSettings,
     Layout,
@@ -31,11 +32,21 @@ def test_each_stream_config_passes_the_training_checks(stream):
     assert config.distill.teacher == (str(layout.checkpoint("flow")) if distilled else None)
 
 
-def test_mars_distils_layer3_maps_and_mers_the_pooled_feature():
+def test_mars_distils_layer3_maps_and_mers_the_pooled_feature_with_a_layer3_hint():
     settings, layout = DemoSettings.full(), Layout(Path("/demo"))
     mars, mers = (stream_config(s, settings, layout).distill for s in ("mars", "mers"))
-    assert (mars.feature, mars.pool_maps, mars.alpha) == ("layer3", False, settings.alpha)
-    assert (mers.feature, mers.pool_maps) == ("pooled", True)
+    assert (mars.feature, mars.pool_maps, mars.alpha, mars.hint) == (
+        "layer3", False, settings.alpha, None)
+    assert (mers.feature, mers.pool_maps, mers.hint) == ("pooled", True, "layer3")
+
+
+def test_the_distilled_streams_start_from_the_rgb_stream():
+    layout = Layout(Path("/demo"))
+    starts = {s: stream_config(s, DemoSettings.full(), layout).model.pretrained for s in STREAMS}
+    rgb = str(layout.checkpoint("rgb"))
+    assert starts == {"flow": None, "rgb": None, "mars": rgb, "mers": rgb}
+    scratch = DemoSettings(DemoSettings.full().source, from_rgb=())
+    assert stream_config("mers", scratch, layout).model.pretrained is None
 
 
 def test_seeds_change_training_not_the_validation_split():
@@ -61,3 +72,15 @@ def test_settings_are_plain_json():
     data = json.loads(json.dumps(DemoSettings.full().to_dict()))
     assert data["source_kind"] == "SynthSpec" and data["source"]["height"] == 32
     assert data["alpha"] == DemoSettings.full().alpha
+
+
+def test_the_rgb_control_is_an_rgb_training_from_the_rgb_stream():
+    layout = Layout(Path("/demo"))
+    settings = DemoSettings(DemoSettings.full().source, rgb_control=True)
+    assert settings.streams == (*STREAMS, RGB_CONTINUED)
+    assert DemoSettings.full().streams == STREAMS
+    config = resolve(stream_config(RGB_CONTINUED, settings, layout))
+    assert (config.stream, config.name) == ("rgb", "demo_rgb_continued")
+    assert config.model.pretrained == str(layout.checkpoint("rgb"))
+    assert config.distill.teacher is None
+    assert layout.checkpoint(RGB_CONTINUED) == Path("/demo/runs/rgb_continued/checkpoints/best.pt")

@@ -140,8 +140,8 @@ def test_mars_loss_is_ce_plus_alpha_mse_of_pooled_features(teacher_path):
     teacher = load_teacher(teacher_path, student, "pooled")
     objective = Objective("rgb", alpha=50.0)
     batch = batches(1)[0]
-    logits, feature = Student(student, objective)(batch["rgb"])
-    parts = StreamLoss(objective, teacher)(logits, feature, batch)
+    logits, (feature,) = Student(student, objective)(batch["rgb"])
+    parts = StreamLoss(objective, teacher)(logits, (feature,), batch)
     with torch.no_grad():
         target = teacher.forward_with_features(batch["flow"], ("pooled",))[1]["pooled"]
     mse = ((feature - target) ** 2).sum() / feature.numel()  # mean over B x F
@@ -158,7 +158,7 @@ def test_the_teacher_gets_no_gradient_no_graph_and_no_update(teacher_path):
     engine, model, _ = engine_for(config, teacher=teacher)
     engine.loss.train()
     assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
-    target = engine.loss.teacher_feature(batches(1)[0]["flow"])
+    (target,) = engine.loss.teacher_features(batches(1)[0]["flow"])
     assert target.grad_fn is None and not target.requires_grad
     train_one_epoch(engine, batches(), epoch=0)
     assert all(p.grad is None for p in teacher.parameters())
@@ -185,9 +185,23 @@ def test_distilled_feature_is_configurable(feature, pool, shape, teacher_path):
     teacher = load_teacher(teacher_path, student, feature)
     objective = Objective("rgb", alpha=1.0, feature=feature, pool_maps=pool)
     batch = batches(1)[0]
-    logits, value = Student(student, objective)(batch["rgb"])
-    parts = StreamLoss(objective, teacher)(logits, value, batch)
-    assert value.shape == shape and torch.isfinite(parts["loss"])
+    logits, values = Student(student, objective)(batch["rgb"])
+    parts = StreamLoss(objective, teacher)(logits, values, batch)
+    assert [v.shape for v in values] == [shape] and torch.isfinite(parts["loss"])
+
+
+def test_a_hint_adds_the_mse_of_the_whole_maps(teacher_path):
+    student = build_model("resnet10_tiny", num_classes=3).eval()
+    teacher = load_teacher(teacher_path, student, "pooled")
+    objective = Objective("rgb", ce=False, alpha=2.0, hint="layer3")
+    batch = batches(1)[0]
+    logits, (pooled, maps) = Student(student, objective)(batch["rgb"])
+    parts = StreamLoss(objective, teacher)(logits, (pooled, maps), batch)
+    with torch.no_grad():
+        wanted = teacher.forward_with_features(batch["flow"], ("pooled", "layer3"))[1]
+    assert pooled.shape == (4, 128) and maps.dim() == 5 and maps.shape[:2] == (4, 64)
+    mse = F.mse_loss(pooled, wanted["pooled"]) + F.mse_loss(maps, wanted["layer3"])
+    assert torch.allclose(parts["mse"], mse) and torch.allclose(parts["loss"], 2.0 * mse)
 
 
 def test_mers_sequential_mimics_then_trains_only_the_classifier(teacher_path):
@@ -230,8 +244,8 @@ def test_mers_joint_sends_ce_only_into_the_classifier(teacher_path):
         ("mse", Objective("rgb", ce=False, alpha=2.0)),
     ):
         model.zero_grad()
-        logits, feature = Student(model, objective)(batch["rgb"])
-        StreamLoss(objective, teacher)(logits, feature, batch)["loss"].backward()
+        logits, features = Student(model, objective)(batch["rgb"])
+        StreamLoss(objective, teacher)(logits, features, batch)["loss"].backward()
         grads[name] = {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
     assert all(
         torch.allclose(grads["joint"][k], grads["mse"][k])
@@ -318,6 +332,7 @@ def test_yaml_overrides_and_recipes(tmp_path):
             "classifier_epochs",
         ),
         (["stream=mers", "distill.teacher=t.pt", "distill.feature=layer3"], "pooled"),
+        (["stream=mars", "distill.teacher=t.pt", "distill.hint=pooled"], "distill.hint"),
         (["stream=rgbb"], "stream"),
         (["model.ft_begin_index=6"], "ft_begin_index"),
         (["train.amp=fp8"], "train.amp"),

@@ -19,7 +19,7 @@ from typing import Any
 
 from mars_action.data import TrainTransform
 from mars_action.data.synthetic import SynthSpec, generate_dataset
-from mars_action.demo.settings import STREAMS, DemoSettings, Layout, stream_config, video_source
+from mars_action.demo.settings import DemoSettings, Layout, stream_config, video_source
 from mars_action.errors import MarsError
 from mars_action.evaluation import VideoScores, evaluate, load_scores, save_scores
 from mars_action.evaluation.files import write_json
@@ -48,7 +48,7 @@ def run(out: str | Path, settings: DemoSettings, *, fresh: bool = False,
         ("videos", lambda: _videos(layout, settings)),
         ("frames", lambda: _frames(layout, settings, workers)),
         ("TV-L1 optical flow", lambda: _flow(layout, workers)),
-        *[(f"train {stream}", _trainer(stream, settings, layout)) for stream in STREAMS],
+        *[(f"train {stream}", _trainer(stream, settings, layout)) for stream in settings.streams],
         ("evaluate (normal and static clips)", lambda: _evaluate_all(layout, settings)),
     ]
     timings: dict[str, float] = {}
@@ -143,7 +143,7 @@ def _evaluate_all(layout: Layout, settings: DemoSettings) -> dict[str, tuple[Vid
                         frame_root=str(layout.frames), fold=videos.fold,
                         val_fraction=settings.val_fraction, seed=settings.split_seed)
     pairs = {}
-    for stream in STREAMS:
+    for stream in settings.streams:
         model, meta = load_checkpoint(layout.checkpoint(stream))
         dataset = GuardedVideos(build_test_set(data, meta, "test"))
         pairs[stream] = tuple(
@@ -182,7 +182,7 @@ def _summarize(layout: Layout, settings: DemoSettings, pairs, timings: dict[str,
     static_dir = layout.analysis / "static"
     write_json(static_dir / "static.json", static)
     plot_static(static, str(static_dir / "static.png"))
-    report_inputs = [layout.scores, static_dir, *(layout.run(s) for s in STREAMS)]
+    report_inputs = [layout.scores, static_dir, *(layout.run(s) for s in settings.streams)]
     title = f"mars demo: RGB, Flow, MERS and MARS on {_dataset_name(settings)}"
     write_report([str(p) for p in report_inputs], layout.report, title)
     summary = {

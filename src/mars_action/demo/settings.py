@@ -28,6 +28,9 @@ from mars_action.training import (
 
 # Training order: the Flow stream first, it is the teacher of MERS and MARS.
 STREAMS = ("flow", "rgb", "mers", "mars")
+# A control for the distilled streams' head start: the RGB stream fine-tuned from its
+# own weights with the same recipe, so it has trained exactly as long as MARS and MERS.
+RGB_CONTINUED = "rgb_continued"
 
 
 @dataclass(frozen=True)
@@ -63,12 +66,17 @@ class DemoSettings:
         epochs: of every stream; MERS's include its classifier epochs.
         lr: SGD learning rate (the paper's 0.1), cosine decay to 0.
         alpha: weight of the feature MSE of MARS and MERS.
-        mars_feature, mars_pool_maps: what MARS distils: the ``layer3`` maps, not pooled
-            (MERS always distils the pooled feature its classifier reads).
+        mars_feature, mars_pool_maps: what MARS distils: the ``layer3`` maps, not pooled.
+        mers_hint: maps MERS mimics besides the pooled feature its classifier reads (the
+            pooled feature alone collapses onto the teacher's mean feature here).
+        from_rgb: the distilled streams that start from the trained RGB stream's weights
+            (the paper starts them from Kinetics-pretrained weights on its small datasets;
+            from scratch, MERS's mimicking loss barely moves on a few hundred videos).
         mers_classifier_epochs: MERS step 2 (classifier only) epochs.
         val_fraction: share of each class's training videos held out to pick epochs.
         split_seed: seed of that held-out draw (fixed across training seeds, so that
             the teacher never trained on a student's validation videos).
+        rgb_control: also train and test :data:`RGB_CONTINUED` (one more RGB training).
         seed: training seed (initial weights, clip sampling).
         threads: torch CPU threads (None: torch's default).
     """
@@ -83,6 +91,9 @@ class DemoSettings:
     alpha: float = 20.0
     mars_feature: str = "layer3"
     mars_pool_maps: bool = False
+    mers_hint: str | None = "layer3"
+    from_rgb: tuple[str, ...] = ("mers", "mars")
+    rgb_control: bool = False
     mers_classifier_epochs: int = 5
     val_fraction: float = 0.15
     split_seed: int = 0
@@ -103,6 +114,11 @@ class DemoSettings:
                                  num_frames=10, speed=(0.6, 1.3))
         return cls(source=spec, clip_len=8, crop_size=24, batch_size=4, epochs=2, lr=0.01,
                    mers_classifier_epochs=1, val_fraction=0.34)
+
+    @property
+    def streams(self) -> tuple[str, ...]:
+        """What the demo trains and tests, in training order."""
+        return STREAMS + ((RGB_CONTINUED,) if self.rgb_control else ())
 
     def to_dict(self) -> dict:
         return {"source_kind": type(self.source).__name__, **dataclasses.asdict(self)}
@@ -165,11 +181,12 @@ class Layout:
 
 def stream_config(stream: str, settings: DemoSettings, layout: Layout) -> ExperimentConfig:
     """The ``mars train`` experiment of one stream of the demo (resnet10_tiny, SGD, cosine)."""
-    distilled = stream in ("mars", "mers")
+    kind = "rgb" if stream == RGB_CONTINUED else stream
+    distilled = kind in ("mars", "mers")
     videos = video_source(settings, layout)
     return ExperimentConfig(
         name=f"demo_{stream}",
-        stream=stream,
+        stream=kind,
         recipe="paper",
         data=DataConfig(
             format=videos.format,
@@ -186,7 +203,8 @@ def stream_config(stream: str, settings: DemoSettings, layout: Layout) -> Experi
             batch_size=settings.batch_size,
             num_workers=0,
         ),
-        model=ModelConfig(arch="resnet10_tiny"),
+        model=ModelConfig(arch="resnet10_tiny",
+                          pretrained=_initial_weights(stream, settings, layout)),
         optim=OptimConfig(lr=settings.lr),
         schedule=ScheduleConfig(epochs=settings.epochs, scheduler="cosine"),
         distill=DistillConfig(
@@ -194,10 +212,19 @@ def stream_config(stream: str, settings: DemoSettings, layout: Layout) -> Experi
             alpha=settings.alpha,
             feature=settings.mars_feature if stream == "mars" else "pooled",
             pool_maps=settings.mars_pool_maps if stream == "mars" else True,
+            hint=settings.mers_hint if stream == "mers" else None,
         ),
         mers=MersConfig(variant="sequential", classifier_epochs=settings.mers_classifier_epochs),
         train=TrainConfig(device="auto", seed=settings.seed, threads=settings.threads),
     )
+
+
+def _initial_weights(stream: str, settings: DemoSettings, layout: Layout) -> str | None:
+    """A distilled stream fine-tunes the RGB stream when asked (and the control always does);
+    the others start from scratch."""
+    if stream in settings.from_rgb or stream == RGB_CONTINUED:
+        return str(layout.checkpoint("rgb"))
+    return None
 
 
 def video_source(settings: DemoSettings, layout: Layout) -> RealData:

@@ -23,6 +23,7 @@ from mars_action.flow import opencv
 from mars_action.flow.methods import compute_flow
 from mars_action.flow.quantize import quantize
 from mars_action.flow.synthetic import FIELDS, endpoint_error, epe_summary, synthetic_pair
+from mars_action.flow.torch_ops import device_path_on_cpu
 from mars_action.flow.visualize import save_flow_figure
 from mars_action.video.decode import decode_video
 
@@ -60,10 +61,13 @@ def real_agreement(
     preset: str = "opencv-cpu",
     short_side: int = 256,
     compile: bool = False,
+    device_path: bool = False,
 ) -> tuple[dict, list]:
     """``tvl1-torch`` vs OpenCV ``tvl1`` on ``pairs`` frame pairs from the middle of each video.
 
     Frames are decoded as the frame store has them (25 fps, ``short_side``).
+    ``device_path``: also ``tvl1-torch`` with the torch operations a GPU runs (instead
+    of OpenCV's resize, remap and median), on the CPU: GPU parity without a GPU.
     """
     rng = np.random.default_rng(0)
     per_video, rows = [], []
@@ -79,14 +83,17 @@ def real_agreement(
         self_flow = np.stack(
             [solver.calc(noisy[i] / 255, gray[i + 1] / 255, None) for i in range(pairs)]
         )
-        per_video.append(
-            {
-                "video": str(path),
-                "size": list(frames.shape[1:3]),
-                **_agreement(torch_flow, reference, "torch"),
-                **_agreement(self_flow, reference, "opencv_self"),
-            }
-        )
+        entry = {
+            "video": str(path),
+            "size": list(frames.shape[1:3]),
+            **_agreement(torch_flow, reference, "torch"),
+            **_agreement(self_flow, reference, "opencv_self"),
+        }
+        if device_path:
+            with device_path_on_cpu():
+                gpu_style = compute_flow(frames, "tvl1-torch", preset=preset)
+            entry.update(_agreement(gpu_style, reference, "device_path"))
+        per_video.append(entry)
         rows.append(
             (
                 Path(path).stem[:24],
@@ -124,6 +131,7 @@ def run_flow_check(
     device: str = "cpu",
     seed: int = 0,
     compile: bool = False,
+    device_path: bool = False,
 ) -> dict:
     """Run the checks, write ``flow-check.json`` and ``flow-check.png`` into ``out_dir``."""
     out_dir = Path(out_dir)
@@ -131,7 +139,8 @@ def run_flow_check(
     report: dict = {"size": list(size), "methods": list(methods), "synthetic": synthetic}
     if real_videos:
         report["real"], real_rows = real_agreement(
-            real_videos, real_pairs, device, short_side=real_short_side, compile=compile
+            real_videos, real_pairs, device, short_side=real_short_side, compile=compile,
+            device_path=device_path,
         )
         rows += real_rows
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -159,4 +168,10 @@ def format_report(report: dict) -> str:
             f"OpenCV vs itself (input +-{SELF_NOISE:g}) EPE {mean['opencv_self_epe']:.4f} px, "
             f"{100 * mean['opencv_self_identical_codes']:.2f}%"
         )
+        if "device_path_epe" in mean:
+            lines.append(
+                f"tvl1-torch with the GPU's operations, on the CPU: EPE "
+                f"{mean['device_path_epe']:.4f} px, "
+                f"{100 * mean['device_path_identical_codes']:.2f}% identical codes"
+            )
     return "\n".join(lines)

@@ -139,6 +139,11 @@ def _register_check(subparsers) -> None:
     )
     parser.add_argument("--device", default="cpu", help="tvl1-torch device")
     parser.add_argument("--compile", action="store_true", help="tvl1-torch: torch.compile")
+    parser.add_argument(
+        "--device-path",
+        action="store_true",
+        help="--real: also run tvl1-torch with the operations a GPU runs, on the CPU",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.set_defaults(handler=run_check)
 
@@ -166,6 +171,7 @@ def run_check(args: argparse.Namespace) -> int:
         device=args.device,
         seed=args.seed,
         compile=args.compile,
+        device_path=args.device_path,
     )
     print(format_report(report))
     print(f"wrote {args.out_dir / 'flow-check.json'} and {args.out_dir / 'flow-check.png'}")

@@ -12,16 +12,38 @@ OpenCV's own flow by ~0.04 px on real frames), so parity needs bit-identical
 arithmetic. The iteration's own operations are written in OpenCV's order (float32,
 same association); the library calls (resize, remap, median) *are* OpenCV's on the
 CPU, and torch re-implementations (equal up to float rounding) elsewhere.
+:func:`device_path_on_cpu` runs those re-implementations on the CPU too, so what a
+GPU computes can be checked against OpenCV on a machine without one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+_DEVICE_PATH_ON_CPU = False
+
+
+@contextmanager
+def device_path_on_cpu() -> Iterator[None]:
+    """Within the block, CPU tensors take the torch paths a GPU takes (not OpenCV's calls)."""
+    global _DEVICE_PATH_ON_CPU
+    before, _DEVICE_PATH_ON_CPU = _DEVICE_PATH_ON_CPU, True
+    try:
+        yield
+    finally:
+        _DEVICE_PATH_ON_CPU = before
+
+
+def _opencv_call(tensor: torch.Tensor) -> bool:
+    """Whether a library operation on ``tensor`` is OpenCV's own call (CPU, not forced)."""
+    return tensor.device.type == "cpu" and not _DEVICE_PATH_ON_CPU
 
 
 def rgb_to_gray(frames: torch.Tensor) -> torch.Tensor:
@@ -89,7 +111,7 @@ def cv_resize_linear(
     it the factors are the size ratios (the flow upsampling). On the CPU it is
     OpenCV's own call (bit-exact); elsewhere :func:`cv_resize_linear_torch`.
     """
-    if image.device.type != "cpu":
+    if not _opencv_call(image):
         return cv_resize_linear_torch(image, size, scale)
     if scale is None:
         return per_plane(image, lambda p: cv2.resize(p, size[::-1], interpolation=cv2.INTER_LINEAR))
@@ -148,7 +170,7 @@ def median_blur(field: torch.Tensor, ksize: int = 5) -> torch.Tensor:
     On the CPU it *is* OpenCV's (exact and ~100x faster than a torch sort there);
     elsewhere a sort over unfolded windows gives the same values.
     """
-    if field.device.type == "cpu":
+    if _opencv_call(field):
         return per_plane(field, lambda plane: cv2.medianBlur(plane, ksize))
     return median_blur_torch(field, ksize)
 
@@ -168,7 +190,7 @@ def remap_cubic_zero(image: torch.Tensor, map_x: torch.Tensor, map_y: torch.Tens
     image (B, C, H, W), maps (B, H, W) absolute pixel coordinates. On the CPU it is
     OpenCV's own call (bit-exact); elsewhere :func:`remap_cubic_zero_torch`.
     """
-    if image.device.type != "cpu":
+    if not _opencv_call(image):
         return remap_cubic_zero_torch(image, map_x, map_y)
     maps = zip(map_x.contiguous().numpy(), map_y.contiguous().numpy(), strict=True)
     warped = [

@@ -97,6 +97,7 @@ class DistillConfig:
     alpha: float = 50.0
     feature: str = "pooled"  # pooled | layer4 | layer3 | logits (section 5.3 ablation)
     pool_maps: bool = True  # layer3/layer4: compare pooled vectors (else the whole maps)
+    hint: str | None = None  # layer3 | layer4: their whole maps compared too (FitNets hint)
 
 
 @dataclass
@@ -224,6 +225,8 @@ def check(config: ExperimentConfig) -> None:
     _one_of("train.amp", config.train.amp, AMP_MODES)
     _one_of("mers.variant", config.mers.variant, MERS_VARIANTS)
     _one_of("distill.feature", config.distill.feature, FEATURE_NAMES)
+    if config.distill.hint is not None:
+        _one_of("distill.hint", config.distill.hint, ("layer3", "layer4"))
     if config.model.frozen_bn is not None:
         _one_of("model.frozen_bn", config.model.frozen_bn, ("freeze", "update"))
     if not 0 <= config.model.ft_begin_index <= 5:

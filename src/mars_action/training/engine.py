@@ -89,8 +89,8 @@ def forward_loss(
     """Loss parts and logits of one batch, under autocast when mixed precision is on."""
     device_type = engine.process.device.type
     with torch.autocast(device_type, dtype=engine.amp_dtype, enabled=engine.amp_dtype is not None):
-        logits, feature = student(batch[engine.loss.objective.input])
-        parts = engine.loss(logits, feature, batch)
+        logits, features = student(batch[engine.loss.objective.input])
+        parts = engine.loss(logits, features, batch)
     return parts, logits
 
 

@@ -13,6 +13,11 @@
   the same forward, which gives the same gradients without the second pass (and
   without a second BatchNorm statistics update).
 
+An optional *hint* (FitNets' name, Romero et al. 2015) adds alpha * MSE between the
+whole ``layer3``/``layer4`` maps of student and teacher to the feature MSE. The pooled
+feature alone gives a small network trained from scratch so little signal that it
+collapses onto the teacher's mean feature; the maps tell it where the motion is.
+
 The teacher is a trained Flow network, frozen: eval mode, no gradients, and its
 forward runs under ``torch.no_grad()`` so no graph is kept (the released code
 kept one, wasting memory).
@@ -40,6 +45,7 @@ class Objective:
         alpha: weight of the feature MSE against the teacher; 0 means no teacher.
         feature: which output is compared (``pooled``, ``layer4``, ``layer3``, ``logits``).
         pool_maps: compare ``layer3``/``layer4`` maps as pooled vectors.
+        hint: ``layer3`` or ``layer4``, whose whole maps are compared too (None: none).
         detach_classifier: CE reaches only the classifier (MERS ``joint``).
     """
 
@@ -48,7 +54,14 @@ class Objective:
     alpha: float = 0.0
     feature: str = "pooled"
     pool_maps: bool = True
+    hint: str | None = None
     detach_classifier: bool = False
+
+    @property
+    def compared(self) -> tuple[tuple[str, bool], ...]:
+        """(output name, pooled?) of every output compared with the teacher."""
+        hint = ((self.hint, False),) if self.hint else ()
+        return ((self.feature, self.pool_maps), *hint)
 
 
 @dataclass(frozen=True)
@@ -74,15 +87,18 @@ def plan_phases(config) -> list[Phase]:
     if config.stream in ("rgb", "flow"):
         return [Phase("train", 0, epochs, Objective(config.stream), "all", lr)]
     mse = Objective(
-        "rgb", alpha=distill.alpha, feature=distill.feature, pool_maps=distill.pool_maps
+        "rgb", alpha=distill.alpha, feature=distill.feature, pool_maps=distill.pool_maps,
+        hint=distill.hint,
     )
     if config.stream == "mars":
         return [Phase("train", 0, epochs, mse, "all", lr)]
     if config.mers.variant == "joint":
-        joint = Objective("rgb", alpha=distill.alpha, feature="pooled", detach_classifier=True)
+        joint = Objective("rgb", alpha=distill.alpha, feature="pooled", hint=distill.hint,
+                          detach_classifier=True)
         return [Phase("train", 0, epochs, joint, "all", lr)]
     split = epochs - config.mers.classifier_epochs
-    mimic = Objective("rgb", ce=False, alpha=distill.alpha, feature=distill.feature)
+    mimic = Objective("rgb", ce=False, alpha=distill.alpha, feature=distill.feature,
+                      hint=distill.hint)
     classify = Objective("rgb")
     classifier_lr = config.mers.classifier_lr or lr
     return [
@@ -92,7 +108,7 @@ def plan_phases(config) -> list[Phase]:
 
 
 class Student(nn.Module):
-    """The trained network as DDP sees it: ``forward`` returns (logits, distilled feature).
+    """The trained network as DDP sees it: ``forward`` returns (logits, distilled outputs).
 
     DDP only synchronises through ``forward``, so the feature the loss needs must
     come out of it rather than from a side call to ``forward_with_features``.
@@ -103,7 +119,9 @@ class Student(nn.Module):
         self.model = model
         self.objective = objective
 
-    def forward(self, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self, clips: torch.Tensor
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
         stages = self.model.forward_stages(clips)  # layer3, layer4 maps
         pooled = self.model.forward_head(stages["layer4"], pre_logits=True)  # (B, F)
         head_input = pooled.detach() if self.objective.detach_classifier else pooled
@@ -111,7 +129,8 @@ class Student(nn.Module):
         if not self.objective.alpha:
             return logits, None
         outputs = {**stages, "pooled": pooled, "logits": logits}
-        return logits, _as_target(outputs[self.objective.feature], self.objective.pool_maps)
+        compared = self.objective.compared
+        return logits, tuple(_as_target(outputs[name], pool) for name, pool in compared)
 
 
 class StreamLoss(nn.Module):
@@ -135,14 +154,17 @@ class StreamLoss(nn.Module):
         return self
 
     def forward(
-        self, logits: torch.Tensor, feature: torch.Tensor | None, batch: dict
+        self, logits: torch.Tensor, features: tuple[torch.Tensor, ...] | None, batch: dict
     ) -> dict[str, torch.Tensor]:
         ce = F.cross_entropy(logits.float(), batch["label"])
         parts = {"ce": ce.detach()}
         loss = ce if self.objective.ce else None
         if self.teacher is not None:
-            target = self.teacher_feature(batch["flow"])  # (B, F) or a map
-            mse = F.mse_loss(feature.float(), target.float())  # mean over batch x features
+            targets = self.teacher_features(batch["flow"])  # (B, F) vectors or maps
+            mse = sum(  # each a mean over batch x features, as nn.MSELoss
+                F.mse_loss(mine.float(), target.float())
+                for mine, target in zip(features, targets, strict=True)
+            )
             weighted = self.objective.alpha * mse
             parts.update(mse=mse.detach(), alpha_mse=weighted.detach())
             loss = weighted if loss is None else loss + weighted
@@ -150,10 +172,11 @@ class StreamLoss(nn.Module):
         return parts
 
     @torch.no_grad()
-    def teacher_feature(self, flow: torch.Tensor) -> torch.Tensor:
-        """The frozen Flow network's feature for the flow clip of the same samples."""
-        _, outputs = self.teacher.forward_with_features(flow, (self.objective.feature,))
-        return _as_target(outputs[self.objective.feature], self.objective.pool_maps)
+    def teacher_features(self, flow: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The frozen Flow network's outputs for the flow clip of the same samples."""
+        compared = self.objective.compared
+        _, outputs = self.teacher.forward_with_features(flow, tuple(n for n, _ in compared))
+        return tuple(_as_target(outputs[name], pool) for name, pool in compared)
 
 
 def _as_target(value: torch.Tensor, pool_maps: bool) -> torch.Tensor:

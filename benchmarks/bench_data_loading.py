@@ -7,11 +7,16 @@ Farneback quantized with ``mars_action.flow.quantize``, stored as the frame stor
 single-threaded process - what one DataLoader worker does - it then times training
 clips (random start, multi-scale corner crop, flip, normalization) from:
 
-- ``rgb``: the frame store, RGB (``ClipDataset`` + ``FrameStoreSource``);
+- ``rgb``: the frame store, RGB (``ClipDataset`` + ``FrameStoreSource``): only the
+  crop is decoded into the clip, at half size when the crop is >= 2x the output;
+- ``rgb_full_decode``: the same with ``TrainTransform(reduced_decode=False)``;
 - ``rgb+flow``: the frame store, RGB and flow with the same crop and flip;
 - ``rgb_mp4``: RGB decoded straight from the mp4 files (``VideoFileSource``);
 - ``pil_rgb`` / ``pil_rgb+flow``: the released code's way, per frame: open the
   JPEG with PIL, convert, crop, resize (bilinear), to tensor, normalize, stack.
+
+``breakdown_ms_per_clip`` times the stages of one 16-frame clip alone, to show where
+the time goes (JPEG decoding, mostly).
 
     python benchmarks/bench_data_loading.py [--videos 6] [--clips 12] [--rounds 15]
 """
@@ -22,6 +27,7 @@ import argparse
 import os
 import statistics
 import tempfile
+import time
 from pathlib import Path
 
 import cv2
@@ -39,7 +45,16 @@ from mars_action.data import (
     VideoRecord,
 )
 from mars_action.data.sampling import random_start
-from mars_action.data.transforms import FLOW_CENTER, RGB_MEAN, sample_corner_box
+from mars_action.data.transforms import (
+    FLOW_CENTER,
+    RGB_MEAN,
+    CropBox,
+    corner_box,
+    crop_resize,
+    normalize,
+    resize_clip,
+    sample_corner_box,
+)
 from mars_action.flow.quantize import quantize
 from mars_action.video import framestore
 from mars_action.video.decode import decode_video
@@ -83,8 +98,9 @@ def build_store(root: Path, videos) -> list[VideoRecord]:
     return records
 
 
-def ours(records, source) -> ClipDataset:
-    return ClipDataset(records, ["bench"], source, RandomClip(CLIP_LEN), TrainTransform(CROP))
+def ours(records, source, reduced_decode: bool = True) -> ClipDataset:
+    transform = TrainTransform(CROP, reduced_decode=reduced_decode)
+    return ClipDataset(records, ["bench"], source, RandomClip(CLIP_LEN), transform)
 
 
 def pil_clip(folder: Path, modalities: tuple[str, ...], num_frames: int, rng) -> dict:
@@ -152,9 +168,58 @@ def dataset_loader(data: ClipDataset):
     return lambda k: data[k % len(data)]
 
 
+def breakdown(folder: Path) -> dict[str, float]:
+    """Milliseconds per 16-frame clip of each stage alone (best of 20), ours and PIL's."""
+    indices = range(CLIP_LEN)
+    rgb = [folder / framestore.rgb_name(i) for i in indices]
+    data = [np.frombuffer(path.read_bytes(), np.uint8) for path in rgb]
+    frames = framestore.read_rgb(folder, indices)  # (T, H, W, 3)
+    box = corner_box(*frames.shape[1:3], 2**-0.5, "c")  # a mid-size crop (181 px)
+    crops = crop_resize(frames, box, box.size)  # (T, 181, 181, 3)
+    small = resize_clip(crops, CROP)
+    images = [Image.fromarray(frame) for frame in frames]
+    stages = {
+        "file_reads_rgb": lambda: [path.read_bytes() for path in rgb],
+        "jpeg_decode_rgb": lambda: [cv2.imdecode(d, cv2.IMREAD_COLOR_RGB) for d in data],
+        "read_rgb_whole_frames": lambda: framestore.read_rgb(folder, indices),
+        "read_rgb_whole_frames_half_size": lambda: framestore.read_rgb(folder, indices, None, 2),
+        "read_flow_xy_whole_frames": lambda: framestore.read_flow(folder, indices),
+        "resize_rgb_181_to_112": lambda: resize_clip(crops, CROP),
+        "flip_normalize_rgb": lambda: normalize("rgb", small, flip=True),
+        "pil_open_convert_rgb": lambda: [_pil_open(path, "RGB") for path in rgb],
+        "pil_crop_resize_rgb": lambda: [_pil_crop_resize(image, box) for image in images],
+    }
+    return {name: round(1000 * _best(fn), 3) for name, fn in stages.items()}
+
+
+def _pil_crop_resize(image, box: CropBox):
+    area = (box.left, box.top, box.left + box.size, box.top + box.size)
+    return image.crop(area).resize((CROP, CROP), Image.BILINEAR)
+
+
+def _pil_open(path: Path, mode: str):
+    with Image.open(path) as image:
+        return image.convert(mode)
+
+
+def _best(fn, repeat: int = 20) -> float:
+    fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
 def speedups(clips_per_s: dict[str, float]) -> dict[str, float]:
     """Our loaders over the PIL loader of the same modalities (mp4 against PIL RGB frames)."""
-    pairs = {"rgb": "pil_rgb", "rgb+flow": "pil_rgb+flow", "rgb_mp4": "pil_rgb"}
+    pairs = {
+        "rgb": "pil_rgb",
+        "rgb_full_decode": "pil_rgb",
+        "rgb+flow": "pil_rgb+flow",
+        "rgb_mp4": "pil_rgb",
+    }
     return {
         ours_name: round(clips_per_s[ours_name] / clips_per_s[pil_name], 2)
         for ours_name, pil_name in pairs.items()
@@ -184,6 +249,9 @@ def main() -> None:
             loaders[modality] = repeat(dataset_loader(data), args.clips)
             pil = pil_loader(root, records, counts, modalities)
             loaders[f"pil_{modality}"] = repeat(pil, args.clips)
+            if modality == "rgb":
+                exact = ours(records, FrameStoreSource(root, modalities), reduced_decode=False)
+                loaders["rgb_full_decode"] = repeat(dataset_loader(exact), args.clips)
         mp4s = [(r, path) for r, (_, _, path) in zip(records, videos, strict=True) if path]
         if mp4s:
             mp4_records = [VideoRecord(r.video_id, str(p), 0, "train") for r, p in mp4s]
@@ -197,6 +265,7 @@ def main() -> None:
         for _ in range(args.rounds):
             for name, fn in loaders.items():
                 rounds[name].append(time_call(fn, warmup=0, repeat=1))
+        stages = breakdown(root / records[0].path)
 
     # Median round, and best round (least disturbed by other processes on a shared machine).
     clips_per_s = {n: round(args.clips / statistics.median(t), 2) for n, t in rounds.items()}
@@ -207,6 +276,7 @@ def main() -> None:
         "speedup_vs_pil": speedup,
         "best_round_clips_per_s": best_clips_per_s,
         "best_round_speedup_vs_pil": speedups(best_clips_per_s),
+        "breakdown_ms_per_clip": stages,
         "rounds": args.rounds,
         "clips_per_round": args.clips,
         "target_speedup": 2.0,

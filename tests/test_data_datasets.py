@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import moving_square_frames
 from torch.utils.data import DataLoader
 
 from mars_action.data import (
@@ -77,7 +79,7 @@ def dataset(store, modality="rgb", sampler=None, transform=None, **source_kw):
     root, records = store
     source = FrameStoreSource(root, modality.split("+"), **source_kw)
     return ClipDataset(records, ["jump", "sit"], source, sampler or RandomClip(16),
-                       transform or TrainTransform(16))
+                       transform or TrainTransform(16, scale_vectors=False))  # codes as stored
 
 
 def test_training_items_have_the_contract_format(store):
@@ -107,6 +109,43 @@ def test_clips_are_consecutive_loop_and_pair_frame_i_with_flow_i(store):
         assert x_codes in ([100 + i for i in ids], [255 - 100 - i for i in ids])
     short = dataset(store, "rgb")[1]
     assert frame_ids(short["rgb"]) == [*range(10), *range(6)]  # 10 frames loop
+
+
+def textured_store(root, num_frames=6):
+    """<root>/jump/v_t: a smooth texture (as real frames) that moves, with flow alike."""
+    rng = np.random.default_rng(0)
+    coarse = rng.integers(0, 256, (4, 5, 3), dtype=np.uint8)
+    texture = cv2.resize(coarse, (80, 64), interpolation=cv2.INTER_LINEAR)
+    frames = [np.roll(texture, 2 * t, axis=1) for t in range(num_frames)]
+    folder = root / "jump" / "v_t"
+    framestore.write_frames(folder, frames)
+    names = [n for i in range(num_frames - 1) for n in framestore.flow_names(i)]
+    planes = [frames[i][..., a] for i in range(num_frames - 1) for a in (0, 1)]
+    framestore.write_jpegs_atomic(folder, list(zip(names, planes, strict=True)))
+    return [VideoRecord("v_t", "jump/v_t", 0, "train")]
+
+
+def test_reading_only_the_crop_gives_the_whole_frame_results(tmp_path):
+    records = textured_store(tmp_path)  # 64 x 80 frames
+    source = FrameStoreSource(tmp_path, ("rgb", "flow"))
+    for transform in (TrainTransform(16, reduced_decode=False), EvalTransform(24)):
+
+        def whole_frames(clips, rng, transform=transform):  # not a CropTransform: no plan
+            return transform(clips, rng)
+
+        crop_first = ClipDataset(records, ["jump"], source, RandomClip(4), transform)
+        whole = ClipDataset(records, ["jump"], source, RandomClip(4), whole_frames)
+        for seed in range(4):
+            torch.manual_seed(seed)
+            fast = crop_first[0]
+            torch.manual_seed(seed)
+            slow = whole[0]
+            for m in ("rgb", "flow"):
+                difference = (fast[m] - slow[m]).abs()
+                if isinstance(transform, TrainTransform):  # same pixels, same crop and flip
+                    assert torch.equal(fast[m], slow[m])
+                else:  # the 64 px centre square decoded at half size for a 24 px output
+                    assert 0 < difference.mean() < 1.5 and difference.max() < 32
 
 
 def test_test_time_items_hold_every_clip(store):
@@ -181,6 +220,13 @@ def test_rgb_clips_straight_from_video_files(make_video, tmp_path):
     ids = frame_ids(train[0]["rgb"])
     assert ids == list(range(ids[0], ids[0] + 16)) and ids[-1] <= 29
     assert frame_ids(train[1]["rgb"]) == [*range(12), *range(4)]
+    assert source.frame_size(tmp_path / "videos" / "jump" / "a.mp4") == (24, 32)
+    textured = make_video("videos/jump/square.mp4", moving_square_frames(8, 48, 64), fps=25.0)
+    full_size = VideoFileSource(tmp_path / "videos", short_side=None)
+    assert full_size.frame_size(textured) == (48, 64)
+    whole = full_size.read(textured, [3, 4])["rgb"]
+    window = full_size.read(textured, [3, 4], (2, 5, 40, 40))["rgb"]
+    assert np.array_equal(window, whole[:, 2:42, 5:45])
     with pytest.raises(MarsError, match=r"1 video\(s\) not found: sit/c\.mp4: no file"):
         ClipDataset([VideoRecord("c", "sit/c.mp4", 1, "test")], ["x"], source, AllClips(8),
                     EvalTransform(16))

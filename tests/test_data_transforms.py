@@ -18,12 +18,13 @@ from mars_action.data.transforms import (
     POSITIONS,
     RGB_MEAN,
     SCALES,
+    ClipPlan,
     CropBox,
     EvalTransform,
     TrainTransform,
     corner_box,
     crop_resize,
-    hflip_clip,
+    decode_reduction,
     normalize,
     sample_corner_box,
 )
@@ -127,13 +128,13 @@ def test_crop_resize_matches_the_released_codes_pil_bilinear(size):
 
 def test_flow_flip_mirrors_and_negates_x_like_255_minus_code():
     codes = np.random.default_rng(0).integers(0, 256, (2, 4, 5, 2), dtype=np.uint8)
-    flipped = hflip_clip("flow", normalize("flow", codes, flow_scale=0.5))
+    flipped = normalize("flow", codes, flow_scale=0.5, flip=True)
     released = codes[:, :, ::-1].copy()  # the released code: mirror, then x -> 255 - x
     released[..., 0] = 255 - released[..., 0]
     assert torch.equal(flipped, normalize("flow", released, flow_scale=0.5))
-    assert torch.equal(hflip_clip("flow", flipped), normalize("flow", codes, flow_scale=0.5))
-    rgb = normalize("rgb", codes[..., [0, 1, 1]])
-    assert torch.equal(hflip_clip("rgb", rgb), rgb.flip(-1))  # RGB is only mirrored
+    rgb = codes[..., [0, 1, 1]]
+    flipped_rgb = normalize("rgb", rgb, flip=True)
+    assert torch.equal(flipped_rgb, normalize("rgb", rgb).flip(-1))  # RGB is only mirrored
 
 
 def test_normalization_matches_the_released_code():
@@ -159,7 +160,8 @@ def test_train_transform_gives_rgb_and_flow_the_same_crop_and_flip():
     clips = _sample()
     flips = 0
     for seed in range(20):
-        out = TrainTransform(crop_size=16)(clips, np.random.default_rng(seed))
+        transform = TrainTransform(crop_size=16, scale_vectors=False)  # codes as stored
+        out = transform(clips, np.random.default_rng(seed))
         assert out["rgb"].shape == (3, 4, 16, 16) and out["flow"].shape == (2, 4, 16, 16)
         rgb_y = out["rgb"][1] + RGB_MEAN[1]  # the source of flow y, unflipped values
         flow_y = out["flow"][1] + 127.5
@@ -171,6 +173,23 @@ def test_train_transform_gives_rgb_and_flow_the_same_crop_and_flip():
         else:
             assert torch.allclose(flow_x, rgb_x, atol=1e-3)
     assert 4 <= flips <= 16  # p = 0.5
+
+
+@pytest.mark.parametrize("side", [16, 32, 24])
+def test_flow_vectors_are_scaled_into_pixels_of_the_network_input(side):
+    """A crop of ``side`` store pixels resized to 16: vectors times 16 / side (a uniform
+    field stays uniform through the resize, so the factor is exact)."""
+    codes = np.full((4, 40, 40, 2), (147, 117), np.uint8)  # (+20, -10.5) code units
+    clips = {"flow": codes}
+    transform = TrainTransform(16, scales=[side / 40], positions=["c"], flip_prob=0.0)
+    scaled = transform(clips, np.random.default_rng(0))["flow"]  # (2, T, 16, 16)
+    raw = TrainTransform(16, scales=[side / 40], positions=["c"], flip_prob=0.0,
+                         scale_vectors=False)(clips, np.random.default_rng(0))["flow"]
+    assert torch.allclose(raw[0], torch.tensor(19.5))
+    assert torch.allclose(raw[1], torch.tensor(-10.5))
+    assert torch.allclose(scaled, raw * 16 / side, atol=1e-5)
+    centre = EvalTransform(16)(clips)["flow"]  # the whole 40 px short side -> 16
+    assert torch.allclose(centre, raw * 16 / 40, atol=1e-5)
 
 
 def test_eval_transform_is_the_central_square():
@@ -185,3 +204,31 @@ def test_modalities_of_different_sizes_are_refused():
     clips = {"rgb": np.zeros((2, 8, 8, 3), np.uint8), "flow": np.zeros((2, 8, 9, 2), np.uint8)}
     with pytest.raises(ValueError, match="different frame sizes"):
         EvalTransform(4)(clips)
+
+
+# --- reading only the crop ----------------------------------------------------
+
+
+def test_decode_reduction_and_snapping_to_the_reduced_grid():
+    assert decode_reduction(256, 112) == 2 and decode_reduction(223, 112) == 1
+    assert decode_reduction(128, 32) == 4 and decode_reduction(40, 112) == 1
+    assert EvalTransform(112).plan(256, 341) == ClipPlan(CropBox(0, 42, 256), False, 2)
+    rng = np.random.default_rng(0)
+    right = TrainTransform(112, scales=[1.0], positions=["tr"], flip_prob=0.0)
+    assert right.plan(256, 341, rng) == ClipPlan(CropBox(0, 84, 256), False, 2)  # 85 -> 84
+    exact = TrainTransform(112, scales=[1.0], positions=["tr"], flip_prob=0.0, reduced_decode=False)
+    assert exact.plan(256, 341, rng) == ClipPlan(CropBox(0, 85, 256), False, 1)
+    small = TrainTransform(112, scales=[2**-0.25], positions=["br"], flip_prob=1.0)
+    assert small.plan(256, 341, rng) == ClipPlan(CropBox(41, 126, 215), True, 1)
+
+
+@pytest.mark.parametrize("transform", [TrainTransform(16), EvalTransform(16, scale=0.5)])
+def test_finishing_read_crops_equals_the_transform_on_whole_frames(transform):
+    clips = _sample()
+    for seed in range(6):
+        whole = transform(clips, np.random.default_rng(seed))
+        plan = transform.plan(48, 64, np.random.default_rng(seed))
+        top, left, size = plan.box
+        crops = {m: f[:, top : top + size, left : left + size].copy() for m, f in clips.items()}
+        finished = transform.finish(crops, plan)
+        assert all(torch.equal(whole[m], finished[m]) for m in clips)

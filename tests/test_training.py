@@ -14,7 +14,7 @@ from mars_action.errors import MarsError
 from mars_action.models import CheckpointMeta, build_model, save_checkpoint
 from mars_action.models.registry import canonical_name
 from mars_action.training import load_experiment, plan_phases
-from mars_action.training.build import build_engine
+from mars_action.training.build import build_engine, make_meta
 from mars_action.training.distributed import Process
 from mars_action.training.engine import train_one_epoch
 from mars_action.training.loading import EpochSampler, SeededSamples
@@ -314,6 +314,9 @@ def test_yaml_overrides_and_recipes(tmp_path):
         0.9,
     )
     assert released.model.frozen_bn == "update"
+    assert not released.data.scale_flow_vectors and config.data.scale_flow_vectors
+    assert make_meta(config, ["a", "b"]).flow_vectors_scaled
+    assert not make_meta(released, ["a", "b"]).flow_vectors_scaled
     scratch = load_experiment(path, ["recipe=released", "optim.lr=0.05"])
     assert (scratch.optim.lr, scratch.optim.weight_decay) == (0.05, 1e-3)  # explicit value wins
 

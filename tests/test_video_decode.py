@@ -11,6 +11,7 @@ import pytest
 from conftest import moving_square_frames
 
 from mars_action.errors import MarsError
+from mars_action.video import decode
 from mars_action.video.decode import (
     VideoError,
     decode_video,
@@ -179,6 +180,21 @@ def test_start_end_seek_matches_full_decode(make_video):
     assert np.array_equal(part, full[30:40])
     times = [t for t, _ in iter_frames(path, fps=25, short_side=None, start=1.2, end=1.6)]
     assert np.allclose(times, np.arange(30, 40) / 25)
+
+
+def test_seeking_skips_unreferenced_frames_before_the_window(make_video):
+    # Lossy H.264 with B-frames (lossless has none) and one keyframe every 60 frames.
+    path = make_video("gop.mp4", moving_square_frames(60), fps=25, crf=18, options={"g": "60"})
+    full = decode_video(path, fps=25, short_side=None)
+    for start in (0.4, 1.0, 1.72):
+        k = round(start * 25)
+        part = decode_video(path, fps=25, short_side=None, start=start, end=start + 0.4)
+        assert np.array_equal(part, full[k : k + 10])  # references intact: bit-exact frames
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        times = [t for t, _, _ in decode._decode(container, stream, path, 1, skip_until=1.6)]
+    assert len(times) < 50  # B-frames before 1.6 s were not decoded
+    assert np.allclose([t for t in times if t >= 1.6 - 1e-6], np.arange(40, 60) / 25)
 
 
 def test_one_frame_and_unicode_path(make_video):

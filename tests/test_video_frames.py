@@ -14,7 +14,7 @@ from mars_action.cli import main
 from mars_action.errors import MarsError
 from mars_action.video import framestore as fs
 from mars_action.video.decode import decode_video, probe
-from mars_action.video.extract import find_videos
+from mars_action.video.extract import decoder_threads, find_videos
 from mars_action.video.writer import write_video
 
 
@@ -101,7 +101,7 @@ def test_bad_corpus_each_gets_one_reason_and_exit_is_nonzero(tmp_path, monkeypat
         ("clé vidéo 動画 one frame.mp4", 1),
         ("z_good.avi", 10),
     ]:
-        assert items[name]["status"] == "done" and items[name]["figures"] == {"frames": count}
+        assert items[name]["status"] == "done" and items[name]["figures"]["frames"] == count
         video = out / "Mixed Class" / name.rsplit(".", 1)[0]
         assert fs.is_done(video) and fs.frame_count(video) == count
     assert fs.list_video_dirs(out) == sorted(
@@ -192,3 +192,14 @@ def test_real_ucf101_clips(ucf101_subset, tmp_path):
         decoded = decode_video(clip, end=0.04)
         assert decoded.shape == (1, 256, 341, 3)
         assert np.abs(first[0].astype(int) - decoded[0].astype(int)).mean() < 4  # JPEG q95
+
+
+def test_decoder_threads_share_the_cores_and_the_report_has_cpu_time(tmp_path, capsys):
+    assert [decoder_threads(w, cores=8) for w in (1, 2, 3, 8, 16)] == [8, 4, 2, 1, 1]
+    write_video(tmp_path / "videos" / "c" / "v.mp4", moving_square_frames(6))
+    out = tmp_path / "frames"
+    assert main(["frames", str(tmp_path / "videos"), str(out), "--threads", "1"]) == 0
+    (item,) = json.loads((out / "frames-report.json").read_text())["items"]
+    assert item["figures"]["frames"] == 6 and 0 < item["figures"]["cpu_seconds"] < 60
+    assert main(["frames", str(tmp_path / "videos"), str(out), "--threads", "0"]) == 2
+    assert "--threads 0: must be at least 1" in capsys.readouterr().err

@@ -122,3 +122,29 @@ def test_encode_grayscale_and_color_sizes(tmp_path):
     video = tmp_path / "c" / "odd"
     fs.write_frames(video, [frame])
     assert fs.read_rgb(video, [0]).shape == (1, 33, 47, 3)
+
+
+def test_windowed_and_reduced_reads(tmp_path):
+    frames = smooth_frames(4, 40, 56)
+    video = tmp_path / "c" / "v"
+    fs.write_frames(video, frames)
+    full = fs.read_rgb(video, [0, 3])
+    window = (4, 6, 32, 32)  # (top, left, height, width)
+    part = fs.read_rgb(video, [0, 3], window)
+    assert part.flags.c_contiguous and np.array_equal(part, full[:, 4:36, 6:38])
+    half = fs.read_rgb(video, [0, 3], window, reduction=2)  # decoded at 20 x 28, window / 2
+    assert half.shape == (2, 16, 16, 3)
+    pooled = full[:, 4:36, 6:38].reshape(2, 16, 2, 16, 2, 3).mean(axis=(2, 4))
+    assert np.abs(half - pooled).mean() < 2.0  # RGB order kept; the same pixels, smaller
+    assert fs.image_size(video / "00001.jpg") == (40, 56)
+    codes = np.clip(frames[:2, ..., :2].astype(int) // 2 + 60, 0, 255).astype(np.uint8)
+    named = [(name, codes[i, ..., a]) for i in range(2) for a, name in enumerate(fs.flow_names(i))]
+    fs.write_jpegs_atomic(video, named, quality=100, marker="done_flow")
+    flow = fs.read_flow(video, [1, 0], window=window, reduction=2)
+    assert flow.shape == (2, 16, 16, 2)
+    pooled = codes[[1, 0], 4:36, 6:38].reshape(2, 16, 2, 16, 2, 2).mean(axis=(2, 4))
+    assert np.abs(flow - pooled).mean() < 1.0  # x and y kept apart, same window
+    with pytest.raises(ValueError, match="reduction must be one of"):
+        fs.read_rgb(video, [0], reduction=3)
+    with pytest.raises(ValueError, match="outside"):
+        fs.read_rgb(video, [0], (20, 30, 32, 32))

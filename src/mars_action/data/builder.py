@@ -115,6 +115,7 @@ def make_dataset(
     stride: int = 1,
     flow_prefix: str = FLOW_PREFIX,
     flow_scale: float = 1.0,
+    scale_flow_vectors: bool = True,
     fps: float = 25.0,
     short_side: int = 256,
     on_missing: str = "error",
@@ -136,9 +137,8 @@ def make_dataset(
     else:
         raise MarsError(f"modality {modality!r} needs frame_root (flow is read from a frame store)")
     augment = split == "train" if augment is None else augment
-    transform = TrainTransform(crop_size, flow_scale=flow_scale) if augment else EvalTransform(
-        crop_size, flow_scale=flow_scale
-    )
+    crop = {"flow_scale": flow_scale, "scale_vectors": scale_flow_vectors}
+    transform = TrainTransform(crop_size, **crop) if augment else EvalTransform(crop_size, **crop)
     sampler = _sampler(clips or ("random" if split == "train" else "all"), clip_len, stride)
     return ClipDataset(records, annotations.class_names, source, sampler, transform)
 
@@ -171,6 +171,7 @@ def build_dataset(
     stride: int = 1,
     flow_prefix: str = FLOW_PREFIX,
     flow_scale: float = 1.0,
+    scale_flow_vectors: bool = True,
     fps: float = 25.0,
     short_side: int = 256,
     on_missing: str = "error",
@@ -199,6 +200,7 @@ def build_dataset(
         stride=stride,
         flow_prefix=flow_prefix,
         flow_scale=flow_scale,
+        scale_flow_vectors=scale_flow_vectors,
         fps=fps,
         short_side=short_side,
         on_missing=on_missing,

@@ -30,6 +30,7 @@ import torch
 from torch.utils.data import Dataset
 
 from mars_action.data.records import VideoRecord
+from mars_action.data.transforms import CropTransform
 
 Transform = Callable[[Mapping[str, np.ndarray], np.random.Generator], dict[str, torch.Tensor]]
 
@@ -47,7 +48,15 @@ class FrameSource(Protocol):
 
     def num_frames(self, location: Any) -> int: ...
 
-    def read(self, location: Any, indices: Sequence[int]) -> dict[str, np.ndarray]: ...
+    def frame_size(self, location: Any) -> tuple[int, int]: ...
+
+    def read(
+        self,
+        location: Any,
+        indices: Sequence[int],
+        window: tuple[int, int, int, int] | None = None,
+        reduction: int = 1,
+    ) -> dict[str, np.ndarray]: ...
 
 
 class ClipDataset(Dataset):
@@ -106,8 +115,7 @@ class ClipDataset(Dataset):
         indices = self.sampler(self.source.num_frames(location), rng)  # (D,) or (K, D)
         # Read each distinct frame once: looped clips and overlapping test clips repeat frames.
         unique, inverse = np.unique(indices, return_inverse=True)
-        frames = self.source.read(location, unique)  # {m: (U, H, W, C) uint8}
-        tensors = self.transform(frames, rng)  # {m: (C, U, h, w) float32}
+        tensors = self._load(location, unique, rng)  # {m: (C, U, h, w) float32}
         if indices.ndim == 1 and np.all(np.diff(indices) > 0):
             item: dict[str, Any] = dict(tensors)  # ascending, no repeats: already the clip
         else:
@@ -116,6 +124,21 @@ class ClipDataset(Dataset):
         item["label"] = record.label
         item["video_id"] = record.video_id
         return item
+
+    def _load(
+        self, location: Any, indices: np.ndarray, rng: np.random.Generator
+    ) -> dict[str, torch.Tensor]:
+        """Read and transform frames: (U,) indices -> {m: (C, U, h, w) float32}.
+
+        A :class:`CropTransform` draws its crop first, so that only the crop is
+        read, decoded at reduced size when the crop allows it.
+        """
+        if not isinstance(self.transform, CropTransform):
+            return self.transform(self.source.read(location, indices), rng)
+        plan = self.transform.plan(*self.source.frame_size(location), rng)
+        top, left, size = plan.box
+        crops = self.source.read(location, indices, (top, left, size, size), plan.reduction)
+        return self.transform.finish(crops, plan)  # crops: {m: (U, s, s, C) uint8}
 
 
 def _gather(clip: torch.Tensor, inverse: np.ndarray) -> torch.Tensor:

@@ -8,7 +8,11 @@ looped over forever, both bugs of the released code), then reads frames by
 
 - ``prepare(records) -> list[location]`` (raises :class:`MarsError` naming offenders),
 - ``num_frames(location) -> int``,
-- ``read(location, indices) -> {modality: (N, H, W, C) uint8}``.
+- ``frame_size(location) -> (height, width)`` (what ``read`` gives without a window),
+- ``read(location, indices, window=None, reduction=1) -> {modality: (N, H, W, C) uint8}``:
+  ``window`` ``(top, left, height, width)`` keeps only that part of each frame, and
+  ``reduction`` allows decoding at ``1 / reduction`` of the size (the window's
+  coordinates divided by it) where the source can do it cheaply.
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ class FrameStoreSource:
         self.flow_prefix = flow_prefix
         self.on_missing = on_missing
         self._counts: dict[Path, int] = {}
+        self._sizes: dict[Path, tuple[int, int]] = {}
 
     def prepare(self, records: Sequence[VideoRecord]) -> list[Path | None]:
         """Folder of each record (None where skipped); counts frames, reports offenders."""
@@ -94,13 +99,35 @@ class FrameStoreSource:
     def num_frames(self, location: Path) -> int:
         return self._counts[location]
 
-    def read(self, location: Path, indices: Sequence[int]) -> dict[str, np.ndarray]:
+    def frame_size(self, location: Path) -> tuple[int, int]:
+        """(height, width) of the video's frames, read once per video and process."""
+        if location not in self._sizes:
+            first = []
+            if "rgb" in self.modalities:
+                first.append(location / framestore.rgb_name(0))
+            if "flow" in self.modalities:
+                first.append(location / framestore.flow_names(0, self.flow_prefix)[0])
+            sizes = [framestore.image_size(path) for path in first]
+            if len(set(sizes)) > 1:
+                raise MarsError(f"{location}: RGB frames {sizes[0]} and flow {sizes[1]} differ")
+            self._sizes[location] = sizes[0]
+        return self._sizes[location]
+
+    def read(
+        self,
+        location: Path,
+        indices: Sequence[int],
+        window: framestore.Window | None = None,
+        reduction: int = 1,
+    ) -> dict[str, np.ndarray]:
+        """Frames at 0-based ``indices``, each modality decoded straight into its window."""
         frames = {}
-        if "rgb" in self.modalities:
-            frames["rgb"] = framestore.read_rgb(location, indices)  # (N, H, W, 3)
-        if "flow" in self.modalities:
-            # (N, H, W, 2) codes
-            frames["flow"] = framestore.read_flow(location, indices, self.flow_prefix)
+        if "rgb" in self.modalities:  # (N, H, W, 3)
+            frames["rgb"] = framestore.read_rgb(location, indices, window, reduction)
+        if "flow" in self.modalities:  # (N, H, W, 2) codes
+            frames["flow"] = framestore.read_flow(
+                location, indices, self.flow_prefix, window, reduction
+            )
         return frames
 
     def _locate(self, records: Sequence[VideoRecord]) -> list[Path]:
@@ -134,9 +161,11 @@ class VideoFileSource:
     """RGB frames decoded straight from video files (no frame store), 25 fps, short side 256.
 
     Frame ``k`` is the frame shown at ``k / fps`` s. A clip is decoded by seeking
-    near its first frame and stopping after its last. The frame count is probed
-    once per video and process (it is an estimate from the container: a clip that
-    runs past the real end repeats the last frame).
+    to the keyframe before its first frame; frames before the clip that no other
+    frame refers to are skipped, the others decoded but not converted, and only
+    the clip's frames are converted to RGB. Video properties are probed once per
+    video and process (the frame count is an estimate from the container: a clip
+    that runs past the real end repeats the last frame).
 
     Args:
         video_root: folder the records' paths are relative to.
@@ -162,6 +191,7 @@ class VideoFileSource:
         self.fps, self.short_side, self.threads = fps, short_side, threads
         self.on_missing = on_missing
         self._counts: dict[Path, int] = {}
+        self._infos: dict[Path, decode.VideoInfo] = {}
 
     def prepare(self, records: Sequence[VideoRecord]) -> list[Path | None]:
         """Path of each record's video (None where skipped); reports missing files."""
@@ -172,14 +202,31 @@ class VideoFileSource:
 
     def num_frames(self, location: Path) -> int:
         if location not in self._counts:
-            info = decode.probe(location)
-            self._counts[location] = max(1, round(info.duration * self.fps))
+            self._counts[location] = max(1, round(self._info(location).duration * self.fps))
         return self._counts[location]
 
-    def read(self, location: Path, indices: Sequence[int]) -> dict[str, np.ndarray]:
-        """Frames at sorted 0-based ``indices``: (N, H, W, 3) uint8."""
+    def frame_size(self, location: Path) -> tuple[int, int]:
+        """(height, width) of the decoded frames (after the short-side resize)."""
+        info = self._info(location)
+        if self.short_side is None:
+            return info.height, info.width
+        width, height = decode.resized_size(info.width, info.height, self.short_side)
+        return height, width
+
+    def read(
+        self,
+        location: Path,
+        indices: Sequence[int],
+        window: tuple[int, int, int, int] | None = None,
+        reduction: int = 1,
+    ) -> dict[str, np.ndarray]:
+        """Frames at sorted 0-based ``indices``: (N, H, W, 3) uint8.
+
+        ``window`` crops each frame as it is decoded; ``reduction`` is ignored
+        (frames are decoded at full size).
+        """
         first, last = int(indices[0]), int(indices[-1])
-        window = decode.iter_frames(
+        decoded = decode.iter_frames(
             location,
             self.fps,
             self.short_side,
@@ -187,13 +234,22 @@ class VideoFileSource:
             end=(last + 1) / self.fps,
             threads=self.threads,
         )
-        frames = [frame for _, frame in window]
+        frames = [frame for _, frame in decoded]
         if not frames:  # the count was an overestimate: learn the real one, read again
             self._counts[location] = len(decode.decode_video(location, self.fps, self.short_side))
             indices = [i % self._counts[location] for i in indices]
-            return self.read(location, sorted(set(indices)))
-        picks = [min(int(i) - first, len(frames) - 1) for i in indices]
-        return {"rgb": np.stack([frames[k] for k in picks])}  # (N, H, W, 3)
+            return self.read(location, sorted(set(indices)), window)
+        top, left, height, width = window or (0, 0, *frames[0].shape[:2])
+        picks = [frames[min(int(i) - first, len(frames) - 1)] for i in indices]
+        clip = np.stack([frame[top : top + height, left : left + width] for frame in picks])
+        if clip.shape[1:3] != (height, width):
+            raise decode.VideoError(f"{location}: window {window} is outside the frames")
+        return {"rgb": clip}  # (N, H, W, 3)
+
+    def _info(self, location: Path) -> decode.VideoInfo:
+        if location not in self._infos:
+            self._infos[location] = decode.probe(location)
+        return self._infos[location]
 
 
 def _report(root: Path, problems: list[str], what: str, on_missing: str) -> None:

@@ -29,7 +29,7 @@ from mars_action.evaluation.report import write_report
 from mars_action.evaluation.static import plot_static, static_summary, static_transform
 from mars_action.flow.extract import FlowJob, extract_flow
 from mars_action.models import load_checkpoint
-from mars_action.training import train
+from mars_action.training import resolve, train
 from mars_action.training.datasets import build_datasets
 from mars_action.video.extract import extract_frames
 
@@ -130,9 +130,11 @@ def _datasets(config, settings: DemoSettings):
     training config has no key for the scales yet, so the demo swaps the transform.
     """
     modalities = {"flow": ("flow",), "rgb": ("rgb",)}.get(config.stream, ("rgb", "flow"))
-    train_set, val_set = build_datasets(config.data, modalities)
-    train_set.transform = TrainTransform(config.data.crop_size, scales=settings.crop_scales,
-                                         flow_scale=config.data.flow_scale)
+    data = resolve(config).data  # the recipe's defaults, as train() will apply them
+    train_set, val_set = build_datasets(data, modalities)
+    train_set.transform = TrainTransform(data.crop_size, scales=settings.crop_scales,
+                                         flow_scale=data.flow_scale,
+                                         scale_vectors=data.scale_flow_vectors)
     return train_set, val_set
 
 

@@ -95,11 +95,12 @@ def build_test_set(
         frame_root=settings.frame_root, fold=settings.fold, val_fraction=settings.val_fraction,
         seed=settings.seed, use_test_as_val=settings.use_test_as_val, clips=clips,
         augment=False, stride=settings.stride, flow_prefix=settings.flow_prefix,
-        flow_scale=flow_scale, fps=meta.fps, short_side=meta.short_side,
-        on_missing=settings.on_missing,
+        flow_scale=flow_scale, scale_flow_vectors=meta.flow_vectors_scaled, fps=meta.fps,
+        short_side=meta.short_side, on_missing=settings.on_missing,
     )
     if crops == 3:
-        dataset.transform = ShortSideTransform(meta.crop_size, flow_scale)
+        dataset.transform = ShortSideTransform(meta.crop_size, flow_scale,
+                                               meta.flow_vectors_scaled)
     return dataset
 
 
@@ -108,13 +109,18 @@ class ShortSideTransform:
 
     Used for three-crop testing, where the crops are cut from the whole scaled frame.
     Shrinking uses area interpolation, as the data stage's transforms do.
+    ``scale_vectors``: flow is multiplied by the resize factor, as in training.
     """
 
-    def __init__(self, size: int, flow_scale: float = 1.0) -> None:
-        self.size, self.flow_scale = size, flow_scale
+    def __init__(self, size: int, flow_scale: float = 1.0, scale_vectors: bool = False) -> None:
+        self.size, self.flow_scale, self.scale_vectors = size, flow_scale, scale_vectors
 
     def __call__(self, clips: Mapping[str, np.ndarray], rng=None) -> dict[str, torch.Tensor]:
-        return {m: normalize(m, self._resize(f), self.flow_scale) for m, f in clips.items()}
+        out = {}
+        for modality, frames in clips.items():
+            zoom = self.size / min(frames.shape[1:3]) if self.scale_vectors else 1.0
+            out[modality] = normalize(modality, self._resize(frames), self.flow_scale * zoom)
+        return out
 
     def _resize(self, frames: np.ndarray) -> np.ndarray:
         height, width = frames.shape[1:3]  # (T, H, W, C)

@@ -45,6 +45,8 @@ class CheckpointMeta:
     short_side: int = 256
     mean: list[float] = dataclasses.field(default_factory=list)
     std: list[float] = dataclasses.field(default_factory=list)
+    # Flow input scaled by crop_size / crop side (ours); released checkpoints were not.
+    flow_vectors_scaled: bool = False
     provenance: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:

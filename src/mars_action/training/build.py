@@ -78,6 +78,7 @@ def make_meta(config: ExperimentConfig, class_names: list[str]) -> CheckpointMet
         fps=config.data.fps,
         short_side=config.data.short_side,
         std=[1.0 / config.data.flow_scale] * 2 if config.stream == "flow" else [],
+        flow_vectors_scaled=config.data.scale_flow_vectors,
         provenance=provenance,
     )
 

@@ -51,6 +51,8 @@ class DataConfig:
     stride: int = 1  # temporal stride inside a clip
     flow_prefix: str = "TVL1jpg_"
     flow_scale: float = 1.0  # flow input = (code - 127.5) * flow_scale
+    # flow x crop_size / crop side; None: the recipe's (paper: true, released code: false)
+    scale_flow_vectors: bool | None = None
     fps: float = 25.0  # when decoding RGB from video files
     short_side: int = 256
     on_missing: str = "error"  # empty or missing frame folders: error | skip
@@ -155,6 +157,9 @@ def resolve(config: ExperimentConfig) -> ExperimentConfig:
     if config.model.frozen_bn is None:
         frozen_bn = "update" if config.recipe == "released" else "freeze"
         config.model = dataclasses.replace(config.model, frozen_bn=frozen_bn)
+    if config.data.scale_flow_vectors is None:
+        scaled = config.recipe != "released"
+        config.data = dataclasses.replace(config.data, scale_flow_vectors=scaled)
     return config
 
 

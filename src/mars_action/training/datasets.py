@@ -32,6 +32,7 @@ def build_datasets(data: DataConfig, modalities: tuple[str, ...]) -> tuple[Datas
         "stride": data.stride,
         "flow_prefix": data.flow_prefix,
         "flow_scale": data.flow_scale,
+        "scale_flow_vectors": data.scale_flow_vectors,
         "fps": data.fps,
         "short_side": data.short_side,
         "on_missing": data.on_missing,

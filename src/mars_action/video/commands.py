@@ -48,6 +48,12 @@ def register(subparsers) -> None:
         help=f"JPEG quality 1-100 (default {DEFAULT_QUALITY})",
     )
     parser.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="decoder threads per worker (default: cores // workers, at least 1)",
+    )
     parser.add_argument("--shard", default="0/1", metavar="i/n", help="do shard i of n (0-based)")
     parser.add_argument(
         "--report",
@@ -66,8 +72,10 @@ def run_frames(args: argparse.Namespace) -> int:
         raise MarsError("--fps and --short-side must be positive (or 0 to keep the video's)")
     if not 1 <= args.quality <= 100:
         raise MarsError(f"--quality {args.quality}: must be 1-100")
-    if args.workers is not None and args.workers < 1:
-        raise MarsError(f"--workers {args.workers}: must be at least 1")
+    for option in ("workers", "threads"):
+        value = getattr(args, option)
+        if value is not None and value < 1:
+            raise MarsError(f"--{option} {value}: must be at least 1")
     suffix = f"-shard-{index}-of-{count}" if count > 1 else ""
     report = args.report or args.out_dir / f"frames-report{suffix}.json"
     summary = extract_frames(
@@ -77,6 +85,7 @@ def run_frames(args: argparse.Namespace) -> int:
         short_side=args.short_side or None,
         quality=args.quality,
         workers=args.workers,
+        threads=args.threads,
         shard=shard,
         report_path=report,
     )

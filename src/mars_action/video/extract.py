@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,10 +100,16 @@ def extract_video(
     quality: int = framestore.DEFAULT_QUALITY,
     threads: int = 0,
 ) -> dict[str, int]:
-    """Decode one video into its frame folder (atomic, ``done`` last); returns figures."""
+    """Decode one video into its frame folder (atomic, ``done`` last); returns figures.
+
+    ``cpu_seconds`` is the CPU time of this process (every thread: decoder threads
+    included) spent on the video; against the wall time it shows how many cores
+    one video keeps busy.
+    """
+    cpu_start = time.process_time()
     frames = (frame for _, frame in iter_frames(item.path, fps, short_side, threads=threads))
     count = framestore.write_frames(output_dir(out_root, item), frames, quality)
-    return {"frames": count}
+    return {"frames": count, "cpu_seconds": round(time.process_time() - cpu_start, 4)}
 
 
 def extract_frames(
@@ -113,17 +120,19 @@ def extract_frames(
     short_side: int | None = 256,
     quality: int = framestore.DEFAULT_QUALITY,
     workers: int | None = None,
+    threads: int | None = None,
     shard: tuple[int, int] = (0, 1),
     report_path: str | Path | None = None,
 ) -> BatchSummary:
     """Extract every video of ``source`` (see :func:`find_videos`) into ``out_root``.
 
-    Resumable: videos whose folder has ``done`` are skipped. Each worker decodes with
-    its share of the cores, so N workers do not start N x cores threads.
+    Resumable: videos whose folder has ``done`` are skipped. ``workers`` processes
+    (default: one per core) each decode with ``threads`` threads (default: their
+    share of the cores, so N workers do not start N x cores threads).
     """
     items = find_videos(source)
     workers = workers or os.cpu_count() or 1
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = threads or decoder_threads(workers)
     job = functools.partial(
         extract_video,
         out_root=out_root,
@@ -136,6 +145,11 @@ def extract_frames(
     return run_batch(
         items, job, workers=workers, shard=shard, desc="frames", skip=skip, report_path=report_path
     )
+
+
+def decoder_threads(workers: int, cores: int | None = None) -> int:
+    """Decoder threads per worker: the worker's share of the cores, at least one."""
+    return max(1, (cores or os.cpu_count() or 1) // workers)
 
 
 def _is_extracted(out_root: str | Path, item: VideoItem) -> bool:

@@ -77,6 +77,7 @@ class DemoSettings:
         split_seed: seed of that held-out draw (fixed across training seeds, so that
             the teacher never trained on a student's validation videos).
         rgb_control: also train and test :data:`RGB_CONTINUED` (one more RGB training).
+        scale_flow_vectors: flow in pixels of the network input (see ``TrainTransform``).
         seed: training seed (initial weights, clip sampling).
         threads: torch CPU threads (None: torch's default).
     """
@@ -94,6 +95,7 @@ class DemoSettings:
     mers_hint: str | None = "layer3"
     from_rgb: tuple[str, ...] = ("mers", "mars")
     rgb_control: bool = False
+    scale_flow_vectors: bool = True
     mers_classifier_epochs: int = 5
     val_fraction: float = 0.15
     split_seed: int = 0
@@ -200,6 +202,7 @@ def stream_config(stream: str, settings: DemoSettings, layout: Layout) -> Experi
             crop_size=settings.crop_size,
             fps=videos.fps,
             short_side=videos.short_side,
+            scale_flow_vectors=settings.scale_flow_vectors,
             batch_size=settings.batch_size,
             num_workers=0,
         ),

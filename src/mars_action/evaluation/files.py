@@ -1,24 +1,13 @@
-"""Atomic file writes shared by score files, figures and JSON: a temp name, then a rename.
-
-A reader (or a crashed run) never sees a half-written file under the final name.
-"""
+"""JSON for score files, figures and reports, written atomically (``mars_action.files``)."""
 
 from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
-
-def write_atomic(path: str | Path, payload: bytes) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(payload)
-    os.replace(tmp, path)
-    return path
+from mars_action.files import write_atomic
 
 
 def write_json(path: str | Path, data: Any) -> Path:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from mars_action.evaluation.files import write_atomic
+from mars_action.files import write_atomic
 
 # One colour per stream, the same in every figure.
 STREAM_COLORS = {

@@ -19,10 +19,10 @@ from pathlib import Path
 
 from mars_action.errors import MarsError
 from mars_action.evaluation.curves import curve_series, plot_curves, read_metrics
-from mars_action.evaluation.files import write_atomic
 from mars_action.evaluation.fusion import stream_table, streams_by_name
 from mars_action.evaluation.metrics import summarize
 from mars_action.evaluation.scores import VideoScores, find_score_files, load_scores
+from mars_action.files import write_atomic
 
 MAX_INLINE_VIDEO = 8 * 2**20  # bytes; larger MP4s are listed, not embedded
 STYLE = """

@@ -42,7 +42,8 @@ from typing import Any
 import numpy as np
 
 from mars_action.errors import MarsError
-from mars_action.evaluation.files import write_atomic, write_json
+from mars_action.evaluation.files import write_json
+from mars_action.files import write_atomic
 
 FORMAT = "mars-action-scores"
 VERSION = 1

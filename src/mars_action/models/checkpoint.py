@@ -20,6 +20,7 @@ from torch import nn
 
 from mars_action.data.transforms import FLOW_CENTER, RGB_MEAN
 from mars_action.errors import MarsError
+from mars_action.files import temp_beside
 from mars_action.models.registry import build_model, canonical_name
 
 FORMAT = "mars-action"
@@ -76,9 +77,12 @@ def save_checkpoint(
     payload = {"format": FORMAT, "version": VERSION, "meta": dataclasses.asdict(meta)}
     payload.update(extra)
     payload["state_dict"] = state
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    tmp = temp_beside(path)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -29,6 +29,7 @@ from typing import Any
 from tqdm import tqdm
 
 from mars_action.errors import MarsError
+from mars_action.files import write_atomic
 
 Job = Callable[[Any], "dict[str, Any] | None"]
 CRASH_REASON = "worker process died (crash or out of memory)"
@@ -261,6 +262,4 @@ def write_report(summary: BatchSummary, path: str | Path) -> tuple[Path, Path]:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8", newline="")
-    os.replace(tmp, path)
+    write_atomic(path, text.encode("utf-8"))

@@ -210,7 +210,8 @@ def test_modalities_of_different_sizes_are_refused():
 
 
 def test_decode_reduction_and_snapping_to_the_reduced_grid():
-    assert decode_reduction(256, 112) == 2 and decode_reduction(223, 112) == 1
+    assert decode_reduction(256, 112) == 2 and decode_reduction(215, 112) == 2
+    assert decode_reduction(203, 112) == 1 and decode_reduction(181, 112) == 1
     assert decode_reduction(128, 32) == 4 and decode_reduction(40, 112) == 1
     assert EvalTransform(112).plan(256, 341) == ClipPlan(CropBox(0, 42, 256), False, 2)
     rng = np.random.default_rng(0)
@@ -218,8 +219,10 @@ def test_decode_reduction_and_snapping_to_the_reduced_grid():
     assert right.plan(256, 341, rng) == ClipPlan(CropBox(0, 84, 256), False, 2)  # 85 -> 84
     exact = TrainTransform(112, scales=[1.0], positions=["tr"], flip_prob=0.0, reduced_decode=False)
     assert exact.plan(256, 341, rng) == ClipPlan(CropBox(0, 85, 256), False, 1)
-    small = TrainTransform(112, scales=[2**-0.25], positions=["br"], flip_prob=1.0)
-    assert small.plan(256, 341, rng) == ClipPlan(CropBox(41, 126, 215), True, 1)
+    small = TrainTransform(112, scales=[2**-0.5], positions=["br"], flip_prob=1.0)
+    assert small.plan(256, 341, rng) == ClipPlan(CropBox(75, 160, 181), True, 1)
+    enlarged = TrainTransform(112, scales=[2**-0.25], positions=["br"], flip_prob=1.0)
+    assert enlarged.plan(256, 341, rng) == ClipPlan(CropBox(40, 126, 214), True, 2)
 
 
 @pytest.mark.parametrize("transform", [TrainTransform(16), EvalTransform(16, scale=0.5)])

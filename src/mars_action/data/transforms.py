@@ -88,9 +88,17 @@ class ClipPlan(NamedTuple):
     reduction: int
 
 
+# How much a reduced decode may then be enlarged to the output side. At 1.1 the paper's
+# 2^-1/4 crop (215 px of 256 -> 112) decodes at half size too (107 px, enlarged 1.04x):
+# 1.35 grey levels of mean difference to a full decode on real UCF101 frames (exactly a
+# 2x crop: 1.05; bilinear vs area resize of the same crop: 0.80), and 40% of the training
+# crops instead of 20% skip three quarters of the decoding.
+MAX_UPSCALE = 1.1
+
+
 def decode_reduction(crop_side: int, out_size: int) -> int:
-    """Largest JPEG decoding reduction that keeps ``crop_side / reduction >= out_size``."""
-    return max(r for r in REDUCTIONS if r == 1 or crop_side >= r * out_size)
+    """Largest JPEG decoding reduction with ``crop_side / reduction * MAX_UPSCALE >= out_size``."""
+    return max(r for r in REDUCTIONS if r == 1 or crop_side * MAX_UPSCALE >= r * out_size)
 
 
 def crop_resize(frames: np.ndarray, box: CropBox, out_size: int) -> np.ndarray:

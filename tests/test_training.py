@@ -91,7 +91,8 @@ def save_teacher(folder: Path) -> str:
     torch.manual_seed(1)
     teacher = build_model("resnet10_tiny", in_channels=2, num_classes=3)
     path = folder / "flow.pt"
-    save_checkpoint(path, teacher, CheckpointMeta("resnet10_tiny", 2, 3, stream="flow"))
+    meta = CheckpointMeta("resnet10_tiny", 2, 3, stream="flow", flow_vectors_scaled=True)
+    save_checkpoint(path, teacher, meta)
     return str(path)
 
 
@@ -188,6 +189,13 @@ def test_distilled_feature_is_configurable(feature, pool, shape, teacher_path):
     logits, values = Student(student, objective)(batch["rgb"])
     parts = StreamLoss(objective, teacher)(logits, values, batch)
     assert [v.shape for v in values] == [shape] and torch.isfinite(parts["loss"])
+
+
+def test_a_teacher_is_refused_flow_scaled_otherwise_than_it_learned(teacher_path):
+    student = build_model("resnet10_tiny", num_classes=3)
+    assert load_teacher(teacher_path, student, "pooled", scaled_vectors=True) is not None
+    with pytest.raises(MarsError, match="data.scale_flow_vectors=true"):
+        load_teacher(teacher_path, student, "pooled", scaled_vectors=False)
 
 
 def test_a_hint_adds_the_mse_of_the_whole_maps(teacher_path):

@@ -54,7 +54,8 @@ def prepare(model: nn.Module, config: ExperimentConfig, process: Process) -> nn.
 
 
 def build_teacher(config: ExperimentConfig, student: nn.Module, process: Process) -> nn.Module:
-    teacher = load_teacher(config.distill.teacher, student, config.distill.feature, process.device)
+    teacher = load_teacher(config.distill.teacher, student, config.distill.feature,
+                           process.device, scaled_vectors=config.data.scale_flow_vectors)
     if config.model.channels_last:
         teacher = teacher.to(memory_format=torch.channels_last_3d)
     return teacher

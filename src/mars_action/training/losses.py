@@ -194,10 +194,24 @@ def freeze(model: nn.Module) -> nn.Module:
 
 
 def load_teacher(
-    path: str, student: nn.Module, feature: str, device: torch.device | str = "cpu"
+    path: str,
+    student: nn.Module,
+    feature: str,
+    device: torch.device | str = "cpu",
+    scaled_vectors: bool | None = None,
 ) -> nn.Module:
-    """A Flow checkpoint as a frozen teacher whose ``feature`` has the student's shape."""
+    """A Flow checkpoint as a frozen teacher whose ``feature`` has the student's shape.
+
+    ``scaled_vectors``: whether the flow clips it will see have their vectors scaled on
+    resize (``data.scale_flow_vectors``); refused when the teacher learned otherwise.
+    """
     teacher, meta = load_checkpoint(path, expect_modality="flow", device=device)
+    if scaled_vectors is not None and scaled_vectors != meta.flow_vectors_scaled:
+        raise MarsError(
+            f"{path}: the teacher was trained with flow vectors "
+            f"{'scaled' if meta.flow_vectors_scaled else 'unscaled'} on resize; set "
+            f"data.scale_flow_vectors={str(meta.flow_vectors_scaled).lower()} to feed it the same"
+        )
     if feature == "logits" and meta.num_classes != student.num_classes:
         raise MarsError(
             f"{path}: the teacher has {meta.num_classes} classes, the student "

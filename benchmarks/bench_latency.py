@@ -3,18 +3,22 @@
 For one UCF101-subset video and one synthetic 10 s video: time per video split into
 decode (25 fps, short side 256, centre crop), flow (OpenCV TV-L1, the paper's flow)
 and network (ResNeXt-101 on 16x112x112 clips, every non-overlapping clip) for RGB,
-MARS, Flow, RGB+Flow and MARS+RGB, with the networks in PyTorch (BN folded,
-channels_last_3d: what ``mars predict`` runs on a checkpoint) and in ONNX Runtime
-(what it runs on a ``mars export`` .onnx). Weights are random: timing does not
-depend on them. Network time per video = time per clip x clips (the cost depends
-only on the input size). TV-L1 takes ~1-2 s per pair on one core, so it is timed on
-``--flow-pairs`` evenly spaced pairs and extrapolated to all pairs of the video (the
-JSON says so). Wall time and this process's CPU time are both recorded: on a
-shared machine CPU time is the steadier measure of the work done.
+MARS, Flow, RGB+Flow and MARS+RGB, once with every network in PyTorch (BN folded,
+channels_last_3d, every conv on oneDNN: ``mars predict --runtime pytorch``) and once
+with every network in ONNX Runtime (what ``mars predict`` runs on a CPU by default),
+so each speed-up compares the two pipelines on the same engine. Weights are
+random: timing does not depend on them. Network time per video = time per clip x
+clips (the cost depends only on the input size). TV-L1 takes ~1-2 s per pair on
+one core, so it is timed on ``--flow-pairs`` evenly spaced pairs and extrapolated
+to all pairs of the video (the JSON says so). Wall time and this process's CPU
+time are both recorded: on a shared machine CPU time is the steadier measure.
 
-Also: ``Recognizer.predict`` (what ``mars predict`` runs) end to end against the
-network alone on the 10 s video, and the network's clips/s with the inference
-rewrites and ONNX Runtime against plain eager, with the max output difference.
+Also: ``Recognizer.predict`` (what ``mars predict`` runs), loaded from a checkpoint
+file with each runtime, end to end against the network alone on the 10 s video,
+and the network's clips/s with the inference rewrites and ONNX Runtime against
+plain eager, with the max output difference. PyTorch's OpenMP threads spin-wait
+unless ``OMP_WAIT_POLICY=passive`` is set before the process starts; the JSON
+records the setting (see :mod:`mars_action.inference.runtime`).
 
 Targets (issue 8): MARS >= 50x faster than RGB+TV-L1 per video on the CPU (the
 paper: ~100x on a GPU); predict end to end within 1.2x of the network time.
@@ -35,14 +39,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from bench_model_forward import _with_trained_statistics
+from bench_model_forward import _with_trained_statistics, clocked, interleaved, network_variants
 from harness import write_result
 
 from mars_action.flow.methods import compute_flow
 from mars_action.inference import Recognizer
 from mars_action.inference.export import export_model, load_exported, random_clips
-from mars_action.inference.recognizer import resolve_device
-from mars_action.models import CheckpointMeta, build_model
+from mars_action.models import CheckpointMeta, build_model, save_checkpoint
 from mars_action.models.optimize import optimize_for_inference, to_model_layout
 from mars_action.video.decode import iter_frames
 from mars_action.video.writer import write_video
@@ -67,39 +70,6 @@ def synthetic_video(path: Path, seconds: float = 10.0, seed: int = 0) -> Path:
         frame[90:150, x : x + 60] = patch
         frames.append(frame)
     return write_video(path, frames, fps=FPS)
-
-
-def clocked(fn: Callable[[], object]) -> tuple[float, float]:
-    """(wall s, CPU s of this process) of one call; CPU time hardly moves with load."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    fn()
-    return time.perf_counter() - wall, time.process_time() - cpu
-
-
-def interleaved(
-    calls: dict[str, Callable[[], object]], rounds: int, warmup: bool = True
-) -> dict[str, dict[str, float]]:
-    """Median wall and CPU seconds of each call, run round-robin (after a warm-up each).
-
-    Interleaving spreads the load of other processes over all calls alike, and the
-    order turns every round so no call always runs first; their ratios then stay
-    meaningful on a shared machine.
-    """
-    for fn in calls.values() if warmup else ():
-        fn()
-    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in calls}
-    names = list(calls)
-    for round_index in range(rounds):
-        shift = round_index % len(names)
-        for name in names[shift:] + names[:shift]:
-            samples[name].append(clocked(calls[name]))
-    return {
-        name: {
-            "wall_s": statistics.median(w for w, _ in pairs),
-            "cpu_s": statistics.median(c for _, c in pairs),
-        }
-        for name, pairs in samples.items()
-    }
 
 
 def timed_decode(recognizer: Recognizer, path: Path) -> tuple[dict, np.ndarray, np.ndarray]:
@@ -231,51 +201,6 @@ def predict_vs_network(recognizer: Recognizer, path: Path, batch: int, rounds: i
     }
 
 
-def network_variants(model, clips: torch.Tensor, onnx_run, rounds: int) -> dict:
-    """clips/s and max output difference of each inference rewrite against plain eager.
-
-    Plain eager keeps denormals; the others flush them, then fold BN, add
-    channels_last_3d and inference_mode, or run in ONNX Runtime.
-    """
-    folded = optimize_for_inference(model, channels_last=False)
-    fast = optimize_for_inference(model, channels_last=True)
-    fast_clips = to_model_layout(fast, clips)
-    calls = {
-        "eager_no_grad": lambda: _run(model, clips, torch.no_grad, flush_denormal=False),
-        "eager_no_grad_flush_denormal": lambda: _run(model, clips, torch.no_grad),
-        "bn_folded": lambda: _run(folded, clips, torch.no_grad),
-        "bn_folded_channels_last_3d_inference_mode": lambda: _run(
-            fast, fast_clips, torch.inference_mode
-        ),
-    }
-    if onnx_run is not None:
-        calls["onnxruntime_cpu"] = lambda: onnx_run(clips).numpy()
-    seconds = interleaved(calls, rounds)
-    reference = calls["eager_no_grad"]()
-    base = seconds["eager_no_grad"]
-    return {
-        name: {
-            "clips_per_s": len(clips) / seconds[name]["wall_s"],
-            "clips_per_cpu_s": len(clips) / seconds[name]["cpu_s"],
-            "speedup_vs_eager_wall": base["wall_s"] / seconds[name]["wall_s"],
-            "speedup_vs_eager_cpu": base["cpu_s"] / seconds[name]["cpu_s"],
-            "max_abs_diff_vs_eager": float(np.abs(fn() - reference).max()),
-        }
-        for name, fn in calls.items()
-    }
-
-
-def _run(
-    model: torch.nn.Module, clips: torch.Tensor, mode: Callable, flush_denormal: bool = True
-) -> np.ndarray:
-    torch.set_flush_denormal(flush_denormal)
-    try:
-        with mode():
-            return model(clips).numpy()
-    finally:
-        torch.set_flush_denormal(True)  # the benchmark's setting, see main()
-
-
 def onnx_net(model: torch.nn.Module, meta: CheckpointMeta, folder: Path) -> Callable:
     """Export ``model`` to ONNX in ``folder`` and open it in ONNX Runtime (CPU)."""
     path = export_model(model.cpu(), meta, folder / f"{meta.stream}.onnx", "onnx")
@@ -293,6 +218,16 @@ def per_clip_times(nets: dict, batch: int, repeat: int, device: torch.device) ->
             times = interleaved({"net": lambda fn=fn, clips=clips: fn(clips)}, repeat)["net"]
         out.setdefault(runtime, {})[modality] = {k: v / batch for k, v in times.items()}
     return out
+
+
+def checkpoint_recognizer(
+    model: torch.nn.Module, meta: CheckpointMeta, folder: Path, device: str, runtime: str
+) -> Recognizer:
+    """What ``mars predict --runtime RUNTIME`` loads from a checkpoint of ``model``."""
+    path = folder / f"{meta.stream}.pt"
+    if not path.is_file():
+        save_checkpoint(path, model, meta)
+    return Recognizer.from_checkpoint(path, device, runtime=runtime, cache_dir=folder / "cache")
 
 
 def main() -> None:
@@ -322,43 +257,61 @@ def main() -> None:
         )
         for modality, meta in metas.items()
     }
-    recognizer = Recognizer(models["rgb"], metas["rgb"], device=resolve_device(args.device))
-    flow_fast = optimize_for_inference(models["flow"].to(recognizer.device))
-    pytorch_nets = {
-        ("pytorch", "rgb"): (recognizer.model, metas["rgb"]),
-        ("pytorch", "flow"): (flow_fast, metas["flow"]),
-    }
-    # PyTorch first, before OpenCV's and ONNX Runtime's thread pools exist: in one
-    # process they were seen to slow PyTorch down by 2-3x on this 2-core machine.
-    per_clip = per_clip_times(pytorch_nets, args.batch, args.repeat, recognizer.device)
     with tempfile.TemporaryDirectory() as tmp:
-        synthetic = synthetic_video(Path(tmp) / "synthetic_10s.mp4")
-        end_to_end = predict_vs_network(recognizer, synthetic, args.batch, args.repeat)
+        folder = Path(tmp)
+        rec = {
+            "pytorch": checkpoint_recognizer(
+                models["rgb"], metas["rgb"], folder, args.device, "pytorch"
+            )
+        }
+        device = rec["pytorch"].device
+        flow_fast = optimize_for_inference(models["flow"].to(device))
+        pytorch_nets = {
+            ("pytorch", "rgb"): (rec["pytorch"].model, metas["rgb"]),
+            ("pytorch", "flow"): (flow_fast, metas["flow"]),
+        }
+        # PyTorch first, before OpenCV's and ONNX Runtime's thread pools exist: in one
+        # process they were seen to slow PyTorch down by 2-3x on this 2-core machine.
+        per_clip = per_clip_times(pytorch_nets, args.batch, args.repeat, device)
+        auto = checkpoint_recognizer(models["rgb"], metas["rgb"], folder, args.device, "auto")
+        if not args.no_onnx and auto.runtime == "onnxruntime":
+            rec["onnxruntime"] = auto
+            onnx_nets = {
+                ("onnxruntime", "rgb"): (auto.model, metas["rgb"]),
+                ("onnxruntime", "flow"): (
+                    onnx_net(models["flow"], metas["flow"], folder),
+                    metas["flow"],
+                ),
+            }
+            per_clip.update(per_clip_times(onnx_nets, args.batch, args.repeat, torch.device("cpu")))
+        synthetic = synthetic_video(folder / "synthetic_10s.mp4")
+        end_to_end = {
+            runtime: predict_vs_network(recognizer, synthetic, args.batch, args.repeat)
+            for runtime, recognizer in rec.items()
+        }
         sources = {"ucf101": UCF / args.ucf_video, "synthetic_10s": synthetic}
         measured = {
-            name: measure_video(recognizer, path, args.flow_pairs)
+            name: measure_video(rec["pytorch"], path, args.flow_pairs)
             for name, path in sources.items()
             if path.is_file()
         }
-        onnx_run = None
-        if not args.no_onnx:
-            onnx_nets = {
-                ("onnxruntime", modality): (onnx_net(models[modality], meta, Path(tmp)), meta)
-                for modality, meta in metas.items()
-            }
-            per_clip.update(per_clip_times(onnx_nets, args.batch, args.repeat, torch.device("cpu")))
-            onnx_run = onnx_nets[("onnxruntime", "rgb")][0]
         variants = network_variants(
-            models["rgb"].cpu(), random_clips(metas["rgb"], args.batch), onnx_run, args.repeat
+            models["rgb"].cpu(),
+            random_clips(metas["rgb"], args.batch),
+            rec["onnxruntime"].model if "onnxruntime" in rec else None,
+            args.repeat,
         )
     videos = {name: video_latency(m, per_clip) for name, m in measured.items()}
     figures = {
         "model": f"{args.arch} {CLIP_LEN}x{CROP}x{CROP}, random weights (timing only)",
-        "network_device": str(recognizer.device),
+        "network_device": str(device),
+        "predict_runtime_auto": {"runtime": auto.runtime, "note": auto.runtime_note},
         "flow_method": "OpenCV TV-L1 (CPU, defaults) via mars_action.flow.methods.compute_flow",
         "load_average_before_after": [load_before[0], os.getloadavg()[0]],
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset (libgomp spins)"),
         "network_s_per_clip": per_clip,
-        "network_time_rule": "seconds per clip (batches of --batch) x non-overlapping clips",
+        "network_time_rule": "seconds per clip (batches of --batch) x non-overlapping clips; "
+        "each runtime's streams use that runtime for every network (RGB, Flow, MARS)",
         "flush_denormal": "on for every network figure except network_variants eager_no_grad",
         "videos": videos,
         "predict_end_to_end": end_to_end,
@@ -370,7 +323,8 @@ def main() -> None:
 
 def _summary(figures: dict) -> str:
     speedups = ", ".join(
-        f"{name} " + " / ".join(
+        f"{name} "
+        + " / ".join(
             f"{runtime} {s['wall']:.1f}x wall {s['cpu']:.1f}x cpu"
             for runtime, s in v["mars_speedup_vs_rgb_tvl1"].items()
         )
@@ -378,7 +332,9 @@ def _summary(figures: dict) -> str:
         f"{v['streams_wall_s']['pytorch']['RGB+Flow']['total_s']:.0f} s, pytorch)"
         for name, v in figures["videos"].items()
     )
-    e2e = figures["predict_end_to_end"]
+    e2e = ", ".join(
+        f"{runtime} {row['ratio']:.2f}" for runtime, row in figures["predict_end_to_end"].items()
+    )
     rows = figures["network_variants_cpu"]["rows"]
     variants = ", ".join(
         f"{name} {r['clips_per_s']:.2f} clips/s ({r['speedup_vs_eager_cpu']:.2f}x cpu-time, "
@@ -388,7 +344,8 @@ def _summary(figures: dict) -> str:
     return (
         f"latency ({figures['network_device']}, load {figures['load_average_before_after'][0]:.1f})"
         f": MARS vs RGB+TV-L1 per video: {speedups} [target 50x] | predict end-to-end / network "
-        f"{e2e['ratio']:.2f} on a {e2e['video_s']:.0f} s video [target 1.2] | {variants}"
+        f"{e2e} on a 10 s video [target 1.2] | auto runtime: "
+        f"{figures['predict_runtime_auto']['runtime']} | {variants}"
     )
 
 

@@ -9,6 +9,8 @@ with untrained weights, deep activations underflow and the unflushed eager time 
 dominated by denormal arithmetic (measured here too, as ``eager_fp32_ncdhw_denormals``),
 which would flatter every rewrite. The speed-ups are against the flushed eager run.
 
+Timing helpers and the variants table are shared with bench_latency.py.
+
     python benchmarks/bench_model_forward.py [--batches 1 8] [--rounds 5]
 """
 
@@ -18,8 +20,10 @@ import argparse
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 from harness import write_result
 
@@ -60,10 +64,10 @@ def _variants(model: torch.nn.Module, clips: torch.Tensor, folder: Path) -> dict
     return {
         "eager_fp32_ncdhw": (model, clips),
         "eager_fp32_ncdhw_denormals": (_unflushed(model), clips),
-        "bn_folded": (folded, clips),
-        "bn_folded_channels_last_3d": (folded_cl, cl_clips),
+        "bn_folded_onednn": (folded, clips),
+        "bn_folded_onednn_channels_last_3d": (folded_cl, cl_clips),
         "torchscript_frozen": (frozen, clips),
-        "bn_folded_channels_last_3d_bf16": (bf16, cl_clips),
+        "bn_folded_onednn_channels_last_3d_bf16": (bf16, cl_clips),
         "onnxruntime_cpu": (_onnx_runtime(model, folder), clips),
     }
 
@@ -77,6 +81,85 @@ def _with_trained_statistics(model: torch.nn.Module) -> torch.nn.Module:
             module.running_mean.copy_(torch.randn(size, generator=generator) * 0.1)
             module.running_var.copy_(torch.rand(size, generator=generator) + 0.5)
     return model.eval()
+
+
+def clocked(fn: Callable[[], object]) -> tuple[float, float]:
+    """(wall s, CPU s of this process) of one call; CPU time hardly moves with load."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def interleaved(
+    calls: dict[str, Callable[[], object]], rounds: int, warmup: bool = True
+) -> dict[str, dict[str, float]]:
+    """Median wall and CPU seconds of each call, run round-robin (after a warm-up each).
+
+    Interleaving spreads the load of other processes over all calls alike, and the
+    order turns every round so no call always runs first; their ratios then stay
+    meaningful on a shared machine.
+    """
+    for fn in calls.values() if warmup else ():
+        fn()
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in calls}
+    names = list(calls)
+    for round_index in range(rounds):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            samples[name].append(clocked(calls[name]))
+    return {
+        name: {
+            "wall_s": statistics.median(w for w, _ in pairs),
+            "cpu_s": statistics.median(c for _, c in pairs),
+        }
+        for name, pairs in samples.items()
+    }
+
+
+def network_variants(model, clips: torch.Tensor, onnx_run, rounds: int) -> dict:
+    """clips/s and max output difference of each inference rewrite against plain eager.
+
+    Plain eager keeps denormals; the others flush them, then fold BN, add
+    channels_last_3d with every conv on oneDNN and inference_mode, or run in ONNX
+    Runtime.
+    """
+    folded = optimize_for_inference(model, channels_last=False)
+    fast = optimize_for_inference(model, channels_last=True)
+    fast_clips = to_model_layout(fast, clips)
+    calls = {
+        "eager_no_grad": lambda: _run(model, clips, torch.no_grad, flush_denormal=False),
+        "eager_no_grad_flush_denormal": lambda: _run(model, clips, torch.no_grad),
+        "bn_folded_onednn": lambda: _run(folded, clips, torch.no_grad),
+        "bn_folded_onednn_channels_last_3d_inference_mode": lambda: _run(
+            fast, fast_clips, torch.inference_mode
+        ),
+    }
+    if onnx_run is not None:
+        calls["onnxruntime_cpu"] = lambda: onnx_run(clips).numpy()
+    seconds = interleaved(calls, rounds)
+    reference = calls["eager_no_grad"]()
+    base = seconds["eager_no_grad"]
+    return {
+        name: {
+            "clips_per_s": len(clips) / seconds[name]["wall_s"],
+            "clips_per_cpu_s": len(clips) / seconds[name]["cpu_s"],
+            "speedup_vs_eager_wall": base["wall_s"] / seconds[name]["wall_s"],
+            "speedup_vs_eager_cpu": base["cpu_s"] / seconds[name]["cpu_s"],
+            "max_abs_diff_vs_eager": float(np.abs(fn() - reference).max()),
+        }
+        for name, fn in calls.items()
+    }
+
+
+def _run(
+    model: torch.nn.Module, clips: torch.Tensor, mode: Callable, flush_denormal: bool = True
+) -> np.ndarray:
+    torch.set_flush_denormal(flush_denormal)
+    try:
+        with mode():
+            return model(clips).numpy()
+    finally:
+        torch.set_flush_denormal(True)  # the benchmark's setting, see main()
 
 
 def bench_batch(batch: int, rounds: int) -> dict:

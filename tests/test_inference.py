@@ -12,7 +12,7 @@ from conftest import moving_square_frames
 
 from mars_action.data.transforms import EvalTransform
 from mars_action.errors import MarsError
-from mars_action.inference import Recognizer, VideoFailure, stream_windows
+from mars_action.inference import Recognizer, VideoFailure, runtime, stream_windows
 from mars_action.inference.background import background
 from mars_action.models import CheckpointMeta, build_model, save_checkpoint
 from mars_action.video.decode import decode_video
@@ -32,10 +32,18 @@ def save_tiny_checkpoint(path: Path, in_channels: int = 3, **meta_fields) -> Pat
     return save_checkpoint(path, model, meta)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def onnx_cache_in_tmp(tmp_path_factory):
+    """ONNX exports that ``runtime="auto"`` makes go to a temporary cache, not the user's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(runtime.CACHE_ENV, str(tmp_path_factory.mktemp("onnx_cache")))
+        yield
+
+
 @pytest.fixture(scope="module")
 def recognizer(tmp_path_factory) -> Recognizer:
     path = save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt")
-    return Recognizer.from_checkpoint(path, device="cpu")
+    return Recognizer.from_checkpoint(path, device="cpu", runtime="pytorch")
 
 
 def test_prediction_structure_and_probabilities(recognizer, make_video):
@@ -92,7 +100,7 @@ def test_preprocessing_comes_from_the_checkpoint(tmp_path, make_video):
     path = save_tiny_checkpoint(
         tmp_path / "meta.pt", fps=10.0, clip_len=4, crop_size=48, short_side=72, std=[2.0] * 3
     )
-    recognizer = Recognizer.from_checkpoint(path, device="cpu")
+    recognizer = Recognizer.from_checkpoint(path, device="cpu", runtime="pytorch")
     pre = recognizer.preprocessing
     assert (pre.fps, pre.clip_len, pre.crop_size, pre.short_side) == (10.0, 4, 48, 72)
     video = make_video("v.mp4", moving_square_frames(50, 96, 128), crf=0)  # 2 s at 25 fps
@@ -124,11 +132,11 @@ def test_checkpoint_without_class_names_needs_labels(tmp_path, make_video):
         Recognizer.from_checkpoint(released, device="cpu")
     labels = tmp_path / "classInd.txt"
     labels.write_text("".join(f"{i} {name}\r\n" for i, name in enumerate(CLASSES, 1)))
-    from_pth = Recognizer.from_checkpoint(released, device="cpu", labels=labels)
+    from_pth = Recognizer.from_checkpoint(released, device="cpu", labels=labels, runtime="pytorch")
     assert from_pth.class_names == CLASSES
     assert from_pth.preprocessing.clip_len == 8  # from the "_8f" in the name
     assert from_pth.preprocessing.short_side == 256  # the released code's frames
-    from_ours = Recognizer.from_checkpoint(ours, device="cpu", labels=CLASSES)
+    from_ours = Recognizer.from_checkpoint(ours, device="cpu", labels=CLASSES, runtime="pytorch")
     video = make_video("v.mp4", moving_square_frames(16, 96, 128), crf=0)
     assert from_ours.predict(video).topk[0][0] in CLASSES
 

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 from conftest import moving_square_frames
-from test_inference import CLASSES, save_tiny_checkpoint
+from test_inference import CLASSES, onnx_cache_in_tmp, save_tiny_checkpoint  # noqa: F401
 
 from mars_action.cli import main
 from mars_action.inference import Recognizer, read_exported_meta
@@ -87,7 +87,7 @@ def test_predict_without_labels_says_labels_is_required(tmp_path, videos, capsys
     labels = tmp_path / "labels.txt"
     labels.write_text("\n".join(CLASSES))
     argv = ["predict", str(videos[0]), "--checkpoint", str(bare), "--labels", str(labels)]
-    assert main(argv) == 0
+    assert main([*argv, "--runtime", "pytorch"]) == 0
 
 
 def test_stream_on_a_file_prints_windows(checkpoint, videos, tmp_path, capsys):
@@ -123,6 +123,9 @@ def test_export_matches_pytorch(checkpoint, videos, tmp_path, capsys, fmt, suffi
     assert read_exported_meta(out).class_names == CLASSES
     # The exported file predicts like the checkpoint (ONNX: in ONNX Runtime), on
     # 5 clips in one batch where the export was traced with 2: the batch is dynamic.
-    exported_pred = Recognizer.from_checkpoint(out, device="cpu").predict(videos[0])
-    reference_pred = Recognizer.from_checkpoint(checkpoint, device="cpu").predict(videos[0])
+    exported = Recognizer.from_checkpoint(out, device="cpu")
+    assert exported.runtime == {"onnx": "onnxruntime", "torchscript": "torchscript"}[fmt]
+    exported_pred = exported.predict(videos[0])
+    reference = Recognizer.from_checkpoint(checkpoint, device="cpu", runtime="pytorch")
+    reference_pred = reference.predict(videos[0])
     np.testing.assert_allclose(exported_pred.clip_logits, reference_pred.clip_logits, atol=1e-4)

@@ -26,6 +26,7 @@ from mars_action.inference.export import (
 )
 from mars_action.inference.prediction import Prediction, VideoFailure
 from mars_action.inference.recognizer import Recognizer
+from mars_action.inference.runtime import RUNTIMES
 from mars_action.inference.stream import StreamFrame, open_source, stream_windows
 from mars_action.models.checkpoint import load_checkpoint, read_labels
 from mars_action.video.writer import write_video
@@ -73,14 +74,31 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arch", help="architecture when a released file names none")
     parser.add_argument("--topk", type=int, default=5)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    parser.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        default="pytorch",
+        help="engine for a checkpoint's network (default pytorch, the fastest on an idle CPU); "
+        "onnxruntime keeps its speed on a CPU shared with other busy processes (exported "
+        "once, checked against PyTorch, cached in $MARS_CACHE_DIR or ~/.cache/mars_action); "
+        "auto: onnxruntime on a CPU when possible, else pytorch. An exported file runs in "
+        "its own engine",
+    )
 
 
 def _recognizer(args: argparse.Namespace) -> Recognizer:
     if args.topk < 1:
         raise MarsError(f"--topk {args.topk}: must be at least 1")
-    return Recognizer.from_checkpoint(
-        args.checkpoint, device=args.device, labels=args.labels, arch=args.arch
+    recognizer = Recognizer.from_checkpoint(
+        args.checkpoint,
+        device=args.device,
+        labels=args.labels,
+        arch=args.arch,
+        runtime=args.runtime,
     )
+    if recognizer.runtime_note:
+        print(f"mars {args.command}: {recognizer.runtime_note}", file=sys.stderr)
+    return recognizer
 
 
 # --- predict -------------------------------------------------------------------------
@@ -165,7 +183,7 @@ def _stream(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     timed = background(frames, maxsize=2 * window, drop_oldest=live)
-    counts = {"frames": 0, "windows": 0}
+    counts = {"frames": 0, "windows": 0, "stopped": 0}
     shown = _stream_frames(recognizer, timed, window, every, args, counts)
     if args.output:
         try:
@@ -175,7 +193,7 @@ def _stream(args: argparse.Namespace) -> int:
     else:
         for _ in shown:
             pass
-    return 0 if counts["windows"] else 1
+    return 0 if counts["windows"] and not counts["stopped"] else 1
 
 
 def _stream_frames(
@@ -203,7 +221,8 @@ def _stream_frames(
             )
             yield draw_topk(item.frame, topk, header)
         message = "stream ended"
-    except MarsError as error:
+    except MarsError as error:  # a source that broke off: what came before still counts
+        counts["stopped"] = 1
         message = f"stream stopped: {error}"
     except KeyboardInterrupt:  # ends a camera stream; the output file is still finished
         message = "stream stopped by the user"

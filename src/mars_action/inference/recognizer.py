@@ -20,6 +20,7 @@ from mars_action.inference.background import background
 from mars_action.inference.export import is_exported, load_exported, read_exported_meta
 from mars_action.inference.prediction import Prediction, VideoFailure, build_prediction
 from mars_action.inference.preprocess import Clip, ClipAssembler, Preprocessing
+from mars_action.inference.runtime import select_network
 from mars_action.models.checkpoint import CheckpointMeta, load_checkpoint, read_labels
 from mars_action.models.optimize import optimize_for_inference, to_model_layout
 from mars_action.video.decode import iter_frames
@@ -41,6 +42,9 @@ class Recognizer:
     On a CPU, ``torch.set_flush_denormal(True)`` can make the network several times
     faster when activations get tiny; it is process-wide, so ``mars predict`` and
     ``mars stream`` set it and this class leaves it to the caller.
+    :meth:`from_checkpoint` runs the network in ONNX Runtime on a CPU when it can
+    (:mod:`~mars_action.inference.runtime`); ``runtime`` says which engine runs it
+    and ``runtime_note`` why, when that was not the first choice.
 
     Args:
         model: an RGB-input ``ResNet3d`` (3 input channels), or any function of
@@ -65,6 +69,8 @@ class Recognizer:
             model = model.to(self.device).eval()
             model = optimize_for_inference(model) if optimize else model
         self.model = model
+        self.runtime = "pytorch" if isinstance(model, nn.Module) else "exported"
+        self.runtime_note: str | None = None
 
     @classmethod
     def from_checkpoint(
@@ -74,12 +80,17 @@ class Recognizer:
         labels: str | Path | Sequence[str] | None = None,
         arch: str | None = None,
         optimize: bool = True,
+        runtime: str = "pytorch",
+        cache_dir: str | Path | None = None,
     ) -> Recognizer:
         """Load our checkpoint, a released MARS ``.pth`` or a ``mars export`` file.
 
         A ``.pth`` has no class names: pass ``labels`` (a file or a list). An
-        ``.onnx`` file runs in ONNX Runtime, several times faster than PyTorch on a
-        CPU (benchmarks/bench_latency.py); a ``.torchscript.pt`` runs in libtorch.
+        ``.onnx`` file runs in ONNX Runtime, a ``.torchscript.pt`` in libtorch.
+        A checkpoint runs as ``runtime`` says (``auto``, ``pytorch``,
+        ``onnxruntime``; see :func:`~mars_action.inference.runtime.select_network`),
+        its ONNX export cached in ``cache_dir`` (default: ``$MARS_CACHE_DIR`` or
+        ``~/.cache/mars_action``).
         """
         names = read_labels(labels) if isinstance(labels, (str, Path)) else labels
         names = None if names is None else list(names)
@@ -87,7 +98,11 @@ class Recognizer:
             return cls._from_exported(Path(path), resolve_device(device), names)
         model, meta = load_checkpoint(path, arch=arch, class_names=names, expect_modality="rgb")
         _require_class_names(meta, path)
-        return cls(model, meta, device=device, optimize=optimize)
+        device = resolve_device(device)
+        network = select_network(model.eval(), meta, path, device, runtime, cache_dir)
+        recognizer = cls(network.model, meta, device=device, optimize=optimize)
+        recognizer.runtime, recognizer.runtime_note = network.runtime, network.note
+        return recognizer
 
     @classmethod
     def _from_exported(
@@ -104,7 +119,9 @@ class Recognizer:
                 )
             meta.class_names = names
         _require_class_names(meta, path)
-        return cls(load_exported(path, device), meta, device=device)
+        recognizer = cls(load_exported(path, device), meta, device=device)
+        recognizer.runtime = "onnxruntime" if path.suffix == ".onnx" else "torchscript"
+        return recognizer
 
     @property
     def class_names(self) -> list[str]:

@@ -129,27 +129,28 @@ def open_source(
 
 
 def _live_frames(source: str, fps: float, short_side: int) -> Iterator[tuple[float, np.ndarray]]:
-    url, fmt = source, None
+    url, fmt, name = source, None, source
     if source.isdigit():
         if sys.platform not in _CAMERA:
             raise VideoError(f"camera {source}: camera indices work on Linux and macOS only")
         pattern, fmt = _CAMERA[sys.platform]
         url = pattern.format(source)
+        name = f"camera {source} ({url})"
     try:
         container = av.open(url, format=fmt, timeout=10.0)
     except av.FFmpegError as error:
-        raise VideoError(f"{source}: cannot open ({error.strerror or error})") from None
+        raise VideoError(f"{name}: cannot open ({error.strerror or error})") from None
     with container:
         if not container.streams.video:
-            raise VideoError(f"{source}: no video stream")
+            raise VideoError(f"{name}: no video stream")
         stream = container.streams.video[0]
         origin = float(stream.start_time * stream.time_base) if stream.start_time else 0.0
-        for timestamp, frame in resample(_timed(container, stream, source), fps, origin=origin):
+        for timestamp, frame in resample(_timed(container, stream, name), fps, origin=origin):
             image = resize_short_side(frame.to_ndarray(format="rgb24"), short_side)
             yield timestamp - origin, image
 
 
-def _timed(container, stream, source: str) -> Iterator[tuple[float, None, av.VideoFrame]]:
+def _timed(container, stream, name: str) -> Iterator[tuple[float, None, av.VideoFrame]]:
     count = 0
     try:
         for frame in container.decode(stream):
@@ -157,4 +158,6 @@ def _timed(container, stream, source: str) -> Iterator[tuple[float, None, av.Vid
             seconds = frame.pts * frame.time_base if frame.pts is not None else count / 30.0
             yield float(seconds), None, frame
     except av.FFmpegError as error:
-        raise VideoError(f"{source}: stream stopped after {count} frames ({error})") from None
+        raise VideoError(
+            f"{name}: cut off after {count} frames ({error.strerror or error})"
+        ) from None

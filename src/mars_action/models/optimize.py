@@ -3,6 +3,10 @@
 BatchNorm after a convolution is an affine map per output channel, so in eval mode
 it folds into the convolution's weights and a bias. ``channels_last_3d`` lets
 oneDNN (CPU) and cuDNN (GPU) pick their fastest 3D convolution kernels.
+
+On the CPU, PyTorch (2.13) sends small convolutions (batch 1, or one thread) to its
+native ``slow_conv3d`` instead of oneDNN, converting channels_last_3d to contiguous
+and back around each; :class:`OneDnnConv3d` calls oneDNN for all of them.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import copy
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -58,13 +63,58 @@ def _fold_sequential(seq: nn.Sequential) -> None:
             seq[index + 1] = nn.Identity()
 
 
-def optimize_for_inference(model: nn.Module, channels_last: bool = True) -> nn.Module:
-    """An eval-mode copy with BatchNorm folded and, optionally, channels_last_3d weights.
+class OneDnnConv3d(nn.Module):
+    """An ``nn.Conv3d`` that always runs oneDNN's kernel for float32 on the CPU.
 
-    Feed it inputs made contiguous with ``torch.channels_last_3d`` too
-    (:func:`to_model_layout`), else every conv converts the layout back and forth.
+    PyTorch picks ``slow_conv3d`` over oneDNN by a rule made for 2D: at batch 1 an
+    ungrouped 1x1x1 or 3x3x3 convolution with ``N*C*T*H <= 20480`` (ResNeXt-101's
+    layer3 and layer4 1x1x1 convs at 16x112x112), and with one thread an unstrided
+    1x1x1 convolution below batch 16. Calling the oneDNN op directly gives the same
+    numbers. Elsewhere (CUDA, other dtypes, autocast) it is a plain ``F.conv3d``.
     """
-    fast = fold_batchnorm(copy.deepcopy(model).eval())
+
+    def __init__(self, conv: nn.Conv3d):
+        super().__init__()
+        if conv.padding_mode != "zeros" or isinstance(conv.padding, str):
+            raise ValueError(f"only explicit zero padding is supported: {conv}")
+        self.weight, self.bias = conv.weight, conv.bias  # (C_out, C_in / groups, kT, kH, kW)
+        self.stride, self.padding = tuple(conv.stride), tuple(conv.padding)
+        self.dilation, self.groups = tuple(conv.dilation), conv.groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, T, H, W)
+        w, b = self.weight, self.bias
+        if _onednn_applies(x):
+            return torch.mkldnn_convolution(
+                x, w, b, self.padding, self.stride, self.dilation, self.groups
+            )
+        return F.conv3d(x, w, b, self.stride, self.padding, self.dilation, self.groups)
+
+
+def _onednn_applies(x: torch.Tensor) -> bool:
+    return (
+        x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and torch.backends.mkldnn.is_available()
+        and not torch.is_autocast_enabled("cpu")
+    )
+
+
+def convs_on_onednn(model: nn.Module) -> nn.Module:
+    """Replace every ``nn.Conv3d`` of ``model`` by a :class:`OneDnnConv3d`, in place."""
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            if type(child) is nn.Conv3d:
+                setattr(module, name, OneDnnConv3d(child))
+    return model
+
+
+def optimize_for_inference(model: nn.Module, channels_last: bool = True) -> nn.Module:
+    """An eval-mode copy: BatchNorm folded, convs on oneDNN, optionally channels_last_3d.
+
+    Feed a channels_last model inputs made contiguous with ``torch.channels_last_3d``
+    too (:func:`to_model_layout`), else every conv converts the layout back and forth.
+    """
+    fast = convs_on_onednn(fold_batchnorm(copy.deepcopy(model).eval()))
     if channels_last:
         fast = fast.to(memory_format=torch.channels_last_3d)
     fast.uses_channels_last = channels_last

@@ -42,7 +42,7 @@ class Recognizer:
     On a CPU, ``torch.set_flush_denormal(True)`` can make the network several times
     faster when activations get tiny; it is process-wide, so ``mars predict`` and
     ``mars stream`` set it and this class leaves it to the caller.
-    :meth:`from_checkpoint` runs the network in ONNX Runtime on a CPU when it can
+    :meth:`from_checkpoint` runs the network in PyTorch, or in ONNX Runtime when asked
     (:mod:`~mars_action.inference.runtime`); ``runtime`` says which engine runs it
     and ``runtime_note`` why, when that was not the first choice.
 

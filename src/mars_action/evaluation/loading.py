@@ -118,13 +118,15 @@ class ShortSideTransform:
     def __call__(self, clips: Mapping[str, np.ndarray], rng=None) -> dict[str, torch.Tensor]:
         out = {}
         for modality, frames in clips.items():
-            zoom = self.size / min(frames.shape[1:3]) if self.scale_vectors else 1.0
-            out[modality] = normalize(modality, self._resize(frames), self.flow_scale * zoom)
+            scale = self.size / min(frames.shape[1:3])  # (T, H, W, C)
+            vectors = scale if self.scale_vectors else 1.0
+            out[modality] = normalize(
+                modality, self._resize(frames, scale), self.flow_scale * vectors
+            )
         return out
 
-    def _resize(self, frames: np.ndarray) -> np.ndarray:
+    def _resize(self, frames: np.ndarray, scale: float) -> np.ndarray:
         height, width = frames.shape[1:3]  # (T, H, W, C)
-        scale = self.size / min(height, width)
         out_w, out_h = max(self.size, round(width * scale)), max(self.size, round(height * scale))
         interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         resized = [cv2.resize(f, (out_w, out_h), interpolation=interpolation) for f in frames]

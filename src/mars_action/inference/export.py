@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from mars_action.errors import MarsError
+from mars_action.files import temp_beside
 from mars_action.models.checkpoint import CheckpointMeta
 
 FORMATS = ("torchscript", "onnx")
@@ -52,7 +53,7 @@ def export_model(model: nn.Module, meta: CheckpointMeta, out: str | Path, fmt: s
         raise ValueError(f"unknown export format {fmt!r}; choose from {FORMATS}")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
+    tmp = temp_beside(out)
     example = random_clips(meta, batch=2)
     meta_json = json.dumps(dataclasses.asdict(meta))
     model = model.eval()

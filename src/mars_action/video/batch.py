@@ -249,7 +249,7 @@ def write_report(summary: BatchSummary, path: str | Path) -> tuple[Path, Path]:
         "not_run": summary.not_run,
         "items": [asdict(result) for result in summary.results],
     }
-    _write_atomic(json_path, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+    write_atomic(json_path, (json.dumps(payload, indent=2, ensure_ascii=False) + "\n").encode())
     figure_names = sorted({name for r in summary.results for name in r.figures})
     table = io.StringIO(newline="")
     writer = csv.writer(table)
@@ -257,9 +257,6 @@ def write_report(summary: BatchSummary, path: str | Path) -> tuple[Path, Path]:
     for r in summary.results:
         figures = [r.figures.get(name, "") for name in figure_names]
         writer.writerow([r.item, r.status, r.reason, f"{r.seconds:.3f}", *figures])
-    _write_atomic(csv_path, table.getvalue())
+    write_atomic(csv_path, table.getvalue().encode())
     return json_path, csv_path
 
-
-def _write_atomic(path: Path, text: str) -> None:
-    write_atomic(path, text.encode("utf-8"))

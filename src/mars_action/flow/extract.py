@@ -8,7 +8,8 @@ flow goes to ``<out>/<class>/<video>/``. Either way:
 
 - files ``<prefix>x_00001.jpg`` / ``<prefix>y_00001.jpg`` (flow i = frame i -> i+1,
   8-bit codes of :mod:`mars_action.flow.quantize`), then the per-method marker
-  ``<prefix>done`` (e.g. ``TVL1jpg_done``), written last: a video with the marker is
+  ``<prefix>done`` (e.g. ``TVL1jpg_done``, recording ``{"pairs": n, "method": m}``),
+  written last by the one process holding the video's claim: a video with the marker is
   skipped on the next run, one without it is redone from scratch;
 - images are written atomically (``framestore.write_jpegs_atomic``);
 - frames are read and solved in chunks, so memory does not grow with video length;
@@ -32,7 +33,8 @@ from mars_action.flow.methods import check_method, compute_flow
 from mars_action.flow.mpeg import iter_mpeg_flow
 from mars_action.flow.quantize import quantize
 from mars_action.video import framestore
-from mars_action.video.batch import BatchSummary, run_batch
+from mars_action.video.batch import BatchSummary, SkipItem, run_batch
+from mars_action.video.claim import claim
 from mars_action.video.decode import iter_frames
 from mars_action.video.extract import VideoItem, find_videos, output_dir
 
@@ -176,16 +178,31 @@ def _read_in_blocks(video_dir: Path, count: int, block: int) -> Iterator[np.ndar
 def _write(
     video_dir: Path, fields: Iterable[np.ndarray], job: FlowJob, expected: int | None = None
 ) -> dict[str, int]:
-    """Quantize and write the fields atomically, then the marker; returns ``{"pairs": n}``."""
-    _remove_stale(video_dir, job)
-    written = framestore.write_jpegs_atomic(
-        video_dir, _named_codes(fields, job), job.quality, job.marker
-    )
-    pairs = written // 2
+    """Quantize and write the fields atomically, then the marker; returns ``{"pairs": n}``.
+
+    Holds the video's claim for ``job.marker`` throughout; the marker records the
+    pair count and the method, and is refused (nothing moved in) when the count is
+    not what the frames promised.
+    """
+    with claim(video_dir, job.marker):
+        if framestore.is_done(video_dir, job.marker):
+            raise SkipItem(f"{video_dir}: {job.marker} done by another run meanwhile")
+        _remove_stale(video_dir, job)
+        written = framestore.write_jpegs_atomic(
+            video_dir,
+            _named_codes(fields, job),
+            job.quality,
+            job.marker,
+            record=functools.partial(_flow_record, video_dir, job.method, expected),
+        )
+    return {"pairs": written // 2}
+
+
+def _flow_record(video_dir: Path, method: str, expected: int | None, files: int) -> dict:
+    pairs = files // 2
     if pairs == 0 or (expected is not None and pairs != expected):
-        (video_dir / job.marker).unlink(missing_ok=True)
         raise MarsError(f"{video_dir}: wrote {pairs} flow fields, expected {expected or '> 0'}")
-    return {"pairs": pairs}
+    return {"pairs": pairs, "method": method}
 
 
 def _named_codes(fields: Iterable[np.ndarray], job: FlowJob) -> Iterator[tuple[str, np.ndarray]]:
@@ -218,7 +235,10 @@ def _is_done(marker: str, video_dir: Path) -> bool:
 
 
 def _video_done(out_root: Path, marker: str, item: VideoItem) -> bool:
-    return framestore.is_done(output_dir(out_root, item), marker)
+    try:
+        return framestore.is_done(output_dir(out_root, item), marker)
+    except MarsError:  # outside out_root: the job fails with the reason
+        return False
 
 
 def _store_key(video_dir: Path) -> str:

@@ -29,10 +29,17 @@ from typing import Any
 from tqdm import tqdm
 
 from mars_action.errors import MarsError
-from mars_action.files import write_atomic
+from mars_action.files import describe_os_error, write_atomic
 
 Job = Callable[[Any], "dict[str, Any] | None"]
 CRASH_REASON = "worker process died (crash or out of memory)"
+
+
+class SkipItem(MarsError):
+    """Raised by a job: the item needs no work here (done meanwhile, or another run has it).
+
+    The item is reported as ``skipped`` with the message as its reason, not as a failure.
+    """
 
 
 @dataclass
@@ -223,6 +230,8 @@ def _run_one(job: Job, item: Any, name: str) -> ItemResult:
     start = time.perf_counter()
     try:
         figures = job(item) or {}
+    except SkipItem as error:
+        return ItemResult(name, "skipped", str(error), time.perf_counter() - start)
     except Exception as error:  # noqa: BLE001 - any failure of one item is reported, not raised
         return ItemResult(name, "failed", _reason(error), time.perf_counter() - start)
     return ItemResult(name, "done", "", time.perf_counter() - start, dict(figures))
@@ -230,6 +239,8 @@ def _run_one(job: Job, item: Any, name: str) -> ItemResult:
 
 def _reason(error: Exception) -> str:
     """One line: a MarsError's own message, else the exception type and first line."""
+    if isinstance(error, OSError) and error.strerror:  # disk full, permissions: name the file
+        return describe_os_error(error)
     text = str(error).strip().splitlines()[0] if str(error).strip() else ""
     if isinstance(error, MarsError):
         return text or type(error).__name__

@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mars_action.errors import MarsError
+from mars_action.files import confined
 from mars_action.video import framestore
-from mars_action.video.batch import BatchSummary, run_batch
+from mars_action.video.batch import BatchSummary, SkipItem, run_batch
+from mars_action.video.claim import claim
 from mars_action.video.decode import iter_frames
 
 # Files in class folders that are certainly not videos (FFmpeg reads nearly anything
@@ -72,8 +74,8 @@ def _read_list(list_file: Path) -> list[Path]:
     for line in lines:
         line = line.strip()
         if line and not line.startswith("#"):
-            path = Path(line)
-            paths.append(path if path.is_absolute() else list_file.parent / path)
+            # Lexically normalised: ``sub/../x.mp4`` belongs to the list's own folder.
+            paths.append(Path(os.path.normpath(list_file.parent / line)))
     return paths
 
 
@@ -88,8 +90,13 @@ def _check_unique_outputs(items: list[VideoItem]) -> None:
 
 
 def output_dir(out_root: str | Path, item: VideoItem) -> Path:
-    """Where the frames of ``item`` go: ``<out_root>/<class>/<video stem>``."""
-    return Path(out_root) / item.class_name / item.stem
+    """Where the frames of ``item`` go: ``<out_root>/<class>/<video stem>``.
+
+    Raises:
+        MarsError: that folder would not be inside ``out_root`` (a class or video
+            named ``..``, a symbolic link out): the item fails, nothing is written.
+    """
+    return confined(out_root, item.class_name, item.stem)
 
 
 def extract_video(
@@ -107,8 +114,12 @@ def extract_video(
     one video keeps busy.
     """
     cpu_start = time.process_time()
-    frames = (frame for _, frame in iter_frames(item.path, fps, short_side, threads=threads))
-    count = framestore.write_frames(output_dir(out_root, item), frames, quality)
+    out = output_dir(out_root, item)
+    with claim(out, framestore.DONE):
+        if framestore.is_done(out):
+            raise SkipItem(f"{out}: done by another run meanwhile")
+        frames = (frame for _, frame in iter_frames(item.path, fps, short_side, threads=threads))
+        count = framestore.write_frames(out, frames, quality)
     return {"frames": count, "cpu_seconds": round(time.process_time() - cpu_start, 4)}
 
 
@@ -153,4 +164,7 @@ def decoder_threads(workers: int, cores: int | None = None) -> int:
 
 
 def _is_extracted(out_root: str | Path, item: VideoItem) -> bool:
-    return framestore.is_done(output_dir(out_root, item))
+    try:
+        return framestore.is_done(output_dir(out_root, item))
+    except MarsError:  # outside out_root: the job fails with the reason
+        return False

@@ -5,24 +5,31 @@ Layout::
     <root>/<class>/<video>/00001.jpg 00002.jpg ...            RGB frames (1-based names)
     <root>/<class>/<video>/TVL1jpg_x_00001.jpg ...            flow x, frame i -> i+1
     <root>/<class>/<video>/TVL1jpg_y_00001.jpg ...            flow y (N-1 per video)
-    <root>/<class>/<video>/done                               empty, written last
+    <root>/<class>/<video>/done                               {"frames": N}, written last
+    <root>/<class>/<video>/TVL1jpg_done                       {"pairs": N-1, "method": ...}
 
 Readers take 0-based indices (index ``i`` is file ``i + 1``). Writers never leave
-something that looks complete: images go to a hidden temporary folder first and the
-``done`` marker is written only after every image is in place.
+something that looks complete: images go to a hidden temporary folder (one per
+process and call) first, one writer per video holds its claim, and the marker,
+recording what was written, comes only after every image is in place. Old empty
+markers still count as done.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
+from mars_action.files import write_atomic
+from mars_action.video.claim import claim, temp_name
 from mars_action.video.decode import VideoError
 
 DEFAULT_QUALITY = 95  # close to ffmpeg -q:v 2, the released code's setting
@@ -196,49 +203,58 @@ def write_jpegs_atomic(
     images: Iterable[tuple[str, np.ndarray]],
     quality: int = DEFAULT_QUALITY,
     marker: str = DONE,
+    record: Callable[[int], dict[str, Any]] | None = None,
 ) -> int:
     """Write named images into ``video_dir`` so that an interruption leaves no ``marker``.
 
-    Images are encoded into a hidden sibling folder as they arrive (``images`` may be
-    a generator: nothing is held in memory). A new ``video_dir`` is then created by one
-    rename with the marker already inside; into an existing one (flow beside RGB) the
-    files are moved in one by one and the marker is written last.
+    Images are encoded into a hidden sibling folder unique to this process and call
+    (two writers never share one) as they arrive (``images`` may be a generator:
+    nothing is held in memory). A new ``video_dir`` is then created by one rename
+    with the marker already inside; into an existing one (flow beside RGB) the files
+    are moved in one by one and the marker is written last. Concurrent writers of
+    the same set are kept apart by :func:`mars_action.video.claim.claim`.
 
     Args:
         video_dir: the video's folder, ``<root>/<class>/<video>``.
         images: ``(file name, uint8 image)`` pairs; RGB (H, W, 3) or gray (H, W).
         quality: JPEG quality, 0-100.
-        marker: empty file that says the set is complete.
+        marker: the file that says the set is complete (see :func:`write_done`).
+        record: what the marker records, from the number of images written
+            (default ``{"frames": n}`` for ``done``, else ``{"files": n}``); it may
+            raise to refuse the set, which then never reaches ``video_dir``.
 
     Returns:
         The number of images written.
     """
     video_dir = Path(video_dir)
-    tmp = video_dir.with_name(f".{video_dir.name}.{marker}.tmp")
-    if tmp.exists():  # left by an interrupted run
-        shutil.rmtree(tmp)
+    tmp = temp_name(video_dir, marker)
     tmp.mkdir(parents=True)
     try:
         count = 0
         for name, image in images:
             (tmp / name).write_bytes(encode_jpeg(image, quality))
             count += 1
-        _move_into_place(tmp, video_dir, marker)
+        content = record(count) if record else _default_record(marker, count)
+        _move_into_place(tmp, video_dir, marker, content)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return count
 
 
-def _move_into_place(tmp: Path, video_dir: Path, marker: str) -> None:
+def _default_record(marker: str, count: int) -> dict[str, int]:
+    return {"frames": count} if marker == DONE else {"files": count}
+
+
+def _move_into_place(tmp: Path, video_dir: Path, marker: str, record: dict[str, Any]) -> None:
     if not video_dir.exists():
-        (tmp / marker).touch()
+        write_done(tmp, record, marker)
         os.rename(tmp, video_dir)
         return
     (video_dir / marker).unlink(missing_ok=True)
     for entry in sorted(tmp.iterdir()):
         os.replace(entry, video_dir / entry.name)
-    mark_done(video_dir, marker)
+    write_done(video_dir, record, marker)
 
 
 def write_frames(
@@ -249,16 +265,19 @@ def write_frames(
 ) -> int:
     """Write RGB frames (H, W, 3) uint8 as ``00001.jpg ...`` atomically; returns the count.
 
-    Stale RGB frames of an earlier incomplete write are removed first, so a shorter
-    re-extraction does not keep frames of the old one.
+    Holds the video's claim (a concurrent writer of the same folder is refused with
+    :class:`~mars_action.video.claim.ClaimedElsewhere`). Stale RGB frames of an
+    earlier incomplete write are removed first, so a shorter re-extraction does not
+    keep frames of the old one.
     """
     video_dir = Path(video_dir)
-    if video_dir.is_dir() and not is_done(video_dir, marker):
-        for path in video_dir.iterdir():
-            if _RGB_NAME.match(path.name):
-                path.unlink()
-    named = ((rgb_name(i), frame) for i, frame in enumerate(frames))
-    return write_jpegs_atomic(video_dir, named, quality, marker)
+    with claim(video_dir, marker):
+        if video_dir.is_dir() and not is_done(video_dir, marker):
+            for path in video_dir.iterdir():
+                if _RGB_NAME.match(path.name):
+                    path.unlink()
+        named = ((rgb_name(i), frame) for i, frame in enumerate(frames))
+        return write_jpegs_atomic(video_dir, named, quality, marker)
 
 
 def is_done(video_dir: str | Path, marker: str = DONE) -> bool:
@@ -267,8 +286,67 @@ def is_done(video_dir: str | Path, marker: str = DONE) -> bool:
 
 
 def mark_done(video_dir: str | Path, marker: str = DONE) -> None:
-    """Write the empty ``marker`` file; call it only after every file is in place."""
+    """Write an empty (unverifiable) ``marker``; writers use :func:`write_done` instead."""
     (Path(video_dir) / marker).touch()
+
+
+def write_done(video_dir: str | Path, record: dict[str, Any], marker: str = DONE) -> None:
+    """Write the ``marker`` file holding ``record`` as JSON; call it after every file is in place.
+
+    The record says what was written (``{"frames": n}``; flow ``{"pairs": n,
+    "method": ...}``) so a reader can tell a complete set from one a broken run
+    marked by mistake (:func:`done_problem`). Frames and flow share this one format.
+    """
+    write_atomic(Path(video_dir) / marker, (json.dumps(record, sort_keys=True) + "\n").encode())
+
+
+def read_done(video_dir: str | Path, marker: str = DONE) -> dict[str, Any] | None:
+    """The record of ``marker``: None if absent, ``{}`` for an old empty marker.
+
+    Raises:
+        VideoError: the marker holds something that is not a JSON object.
+    """
+    path = Path(video_dir) / marker
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as error:
+        raise VideoError(f"{path}: unreadable done marker ({error})") from None
+    if not text:
+        return {}
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError:
+        record = None
+    if not isinstance(record, dict):
+        raise VideoError(f"{path}: done marker is not a JSON record")
+    return record
+
+
+def done_problem(video_dir: str | Path, marker: str = DONE) -> str:
+    """Why ``video_dir``'s ``marker`` set is not what its record says; "" when it is.
+
+    ``done`` records ``frames`` (RGB files are counted), a flow marker
+    ``<prefix>done`` records ``pairs`` (its ``<prefix>x_`` files are counted). A
+    missing marker, or an old empty one, has nothing to check against: "".
+    """
+    try:
+        record = read_done(video_dir, marker)
+    except VideoError as error:
+        return str(error)
+    if not record:
+        return ""
+    if "frames" in record:
+        found, expected, what = frame_count(video_dir), record["frames"], "frames"
+    elif "pairs" in record:
+        prefix = marker[: -len(DONE)] if marker.endswith(DONE) else FLOW_PREFIX
+        found, expected, what = flow_count(video_dir, prefix), record["pairs"], "flow fields"
+    else:
+        return ""
+    if found != expected:
+        return f"{video_dir}: marked {marker} with {expected} {what}, holds {found}"
+    return ""
 
 
 def list_video_dirs(root: str | Path) -> list[Path]:

@@ -16,7 +16,9 @@ import io
 import json
 import multiprocessing
 import os
-import sys
+import select
+import signal
+import threading
 import time
 import zlib
 from collections.abc import Callable, Sequence
@@ -26,10 +28,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from mars_action.errors import MarsError
 from mars_action.files import describe_os_error, write_atomic
+from mars_action.progress import Progress
 
 Job = Callable[[Any], "dict[str, Any] | None"]
 CRASH_REASON = "worker process died (crash or out of memory)"
@@ -62,6 +63,7 @@ class BatchSummary:
     results: list[ItemResult]
     seconds: float
     not_run: int = 0  # items of this shard never started (the run was interrupted)
+    report_error: str = ""  # why the report could not be written (e.g. disk full)
 
     def count(self, status: str) -> int:
         return sum(result.status == status for result in self.results)
@@ -72,8 +74,8 @@ class BatchSummary:
 
     @property
     def exit_code(self) -> int:
-        """0 when every item is done or skipped, else 1."""
-        return 1 if self.failures or self.not_run else 0
+        """0 when every item is done or skipped (and the report written), else 1."""
+        return 1 if self.failures or self.not_run or self.report_error else 0
 
     def format(self, max_failures: int = 20) -> str:
         """Summary lines: the counts, then one line per failure (the first ``max_failures``)."""
@@ -86,6 +88,8 @@ class BatchSummary:
         lines += [f"  failed: {_named(r)}" for r in self.failures[:max_failures]]
         if len(self.failures) > max_failures:
             lines.append(f"  ... and {len(self.failures) - max_failures} more (see the report)")
+        if self.report_error:
+            lines.append(f"  report not written: {self.report_error}")
         return "\n".join(lines)
 
 
@@ -151,8 +155,10 @@ def run_batch(
             results[position] = ItemResult(key(item), "skipped")
         else:
             todo.append((position, item))
-    bar = tqdm(total=len(todo), desc=desc, unit="item", disable=None, file=sys.stderr)
+    # Lines on a terminal or in a log, and one estimate of the total time early on.
+    bar = Progress(len(todo), desc, "video", estimate_after=_estimate_after(len(todo)))
     failed = 0
+    previous = _interrupt_on_sigterm()
     try:
         for position, result in _execute(todo, job, workers, key):
             results[position] = result
@@ -161,13 +167,36 @@ def run_batch(
                 failed += 1
                 bar.set_postfix(failed=failed)
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         bar.close()
         ordered = [results[position] for position in sorted(results)]
         seconds = time.perf_counter() - start
         summary = BatchSummary(desc, shard, ordered, seconds, len(mine) - len(ordered))
-        if report_path is not None:
-            write_report(summary, report_path)
+        kept = not todo and Path(report_path or "-").with_suffix(".json").exists()
+        if report_path is not None and not kept:
+            # A run that skipped everything keeps the report of the run that did the work
+            # (its real cost), e.g. when several runs share a store.
+            _try_report(summary, report_path)
     return summary
+
+
+def _estimate_after(count: int) -> int:
+    """Items before the estimate of the total time: a few, not the pool's start-up alone."""
+    return 0 if count < 4 else min(10, max(2, count // 20))
+
+
+def _try_report(summary: BatchSummary, path: str | Path) -> None:
+    """Write the report; when that fails (disk full), drop the old one and say so.
+
+    A previous run's report left in place would describe a run that did not happen.
+    """
+    try:
+        write_report(summary, path)
+    except OSError as error:
+        summary.report_error = describe_os_error(error)
+        for stale in (Path(path).with_suffix(".json"), Path(path).with_suffix(".csv")):
+            stale.unlink(missing_ok=True)
 
 
 def _execute(todo: list[tuple[int, Any]], job: Job, workers: int, key: Callable[[Any], str]):
@@ -192,7 +221,13 @@ def _execute_pool(todo, job, workers, key, in_flight=None):
         # pools of this process then start at once.
         context.set_forkserver_preload(["__main__", _module_of(job)])
     while pending:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        pool = ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=context,
+            initializer=_die_with_parent,
+            initargs=(os.getpid(),),
+        )
+        try:
             running: dict[Future, tuple[int, Any]] = {}
             broken = False
             while (pending or running) and not broken:
@@ -204,11 +239,67 @@ def _execute_pool(todo, job, workers, key, in_flight=None):
                     broken |= yield from _collect(future, running.pop(future), suspects, key)
             for future, entry in running.items():
                 yield from _collect(future, entry, suspects, key)
+        except BaseException:  # interrupted (Ctrl-C, SIGTERM): no worker may keep writing
+            _stop_workers(pool)
+            raise
+        pool.shutdown()
     if in_flight == 1:
         for position, item in suspects:
             yield position, ItemResult(key(item), "failed", CRASH_REASON)
     elif suspects:
         yield from _execute_pool(suspects, job, 1, key, in_flight=1)
+
+
+def _interrupt_on_sigterm():
+    """Turn SIGTERM into KeyboardInterrupt for the batch: the pool is stopped, the report
+    written. Returns the previous handler (None off the main thread, where none is set)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    # The executor keeps its workers private; waiting for their items instead
+    # (shutdown(wait=True)) would let them run on for minutes after the user's stop.
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Pool initializer: the worker kills itself as soon as the run's process is gone.
+
+    A ``kill -9`` of the run cannot be caught, and the workers' parent is the fork
+    server, which outlives the run while workers hold its pipe (so ``PR_SET_PDEATHSIG``
+    would not fire): a thread waits on a pidfd of the run instead (Linux), or polls.
+    """
+    threading.Thread(target=_watch, args=(parent,), daemon=True).start()
+
+
+def _watch(parent: int) -> None:
+    try:
+        pidfd = os.pidfd_open(parent)
+    except ProcessLookupError:
+        pidfd = None
+    except (AttributeError, OSError):  # no pidfd (old kernel, macOS): poll
+        while _alive(parent):
+            time.sleep(0.5)
+        pidfd = None
+    if pidfd is not None:
+        select.select([pidfd], [], [])  # readable once the process has exited
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _module_of(job: Job) -> str:

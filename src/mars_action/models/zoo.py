@@ -1,7 +1,11 @@
-"""The named variants: depths of the paper's table of 3D ResNets and ResNeXts."""
+"""The named variants: depths of the paper's table of 3D ResNets and ResNeXts (and the
+other families' builders, registered on import)."""
 
 from __future__ import annotations
 
+# The other families register their builders in their own files; importing them here
+# makes every name known wherever the zoo is loaded.
+from mars_action.models import mobilenet3d, video_resnet, x3d  # noqa: F401
 from mars_action.models.registry import register_model
 from mars_action.models.resnet3d import BasicBlock, Bottleneck, ResNet3d, ResNeXtBottleneck
 

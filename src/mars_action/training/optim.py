@@ -15,9 +15,12 @@ from torch import nn
 from mars_action.errors import MarsError
 
 # Top-level children of ResNet3d, in forward order; those without parameters
-# (relu, maxpool, avgpool) never matter here.
-STEM = ("conv1", "bn1")
+# (relu, maxpool, avgpool) never matter here. The other families (``models/backbone.py``)
+# name their stem ``stem``; X3D's projection of the pooled feature (``head``) trains
+# with the last stage.
+STEM = ("conv1", "bn1", "stem")
 LAYERS = ("layer1", "layer2", "layer3", "layer4")
+NECK = ("head",)
 CLASSIFIER = "fc"
 
 
@@ -32,6 +35,7 @@ def trainable_children(ft_begin_index: int, part: str) -> tuple[str, ...]:
     if part == "classifier":
         return (CLASSIFIER,)
     backbone = STEM + LAYERS if ft_begin_index == 0 else LAYERS[ft_begin_index - 1 :]
+    backbone += NECK if backbone else ()
     if part == "backbone":
         if not backbone:
             raise MarsError("model.ft_begin_index 5 leaves no backbone layer to train")

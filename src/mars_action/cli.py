@@ -2,6 +2,9 @@
 
 Every stage package has a ``commands.py`` with ``register(subparsers)``; each
 subcommand's handler calls one function of that stage and returns an exit code.
+``commands.py`` files import torch, OpenCV and the stage's modules inside their
+handlers, so ``mars --help`` loads none of them; the thread policy
+(:mod:`mars_action.threads`) is set before a handler imports torch.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import argparse
 import importlib
 import sys
 
-from mars_action import __version__
+from mars_action import __version__, threads
 from mars_action.errors import MarsError
 
 # Order is the order of ``mars --help``: the data's journey.
@@ -39,9 +42,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse ``argv``; a command with ``overrides`` also takes KEY=VALUE after its options
+    (``mars train cfg --resume schedule.epochs=4``), which argparse alone refuses."""
+    args, extra = parser.parse_known_args(argv)
+    if extra and hasattr(args, "overrides") and all(_is_override(item) for item in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+def _is_override(item: str) -> bool:
+    return "=" in item and not item.startswith("-")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse(parser, argv)
+    threads.apply()
     try:
         code = args.handler(args)
     except MarsError as error:

@@ -67,52 +67,35 @@ pixels). ``TrainTransform(..., reduced_decode=False)`` decodes at full size.
 ``ClipDataset`` also exposes ``class_names``, ``records``, ``labels``, ``modalities``.
 """
 
-from mars_action.data.builder import FORMATS, build_dataset, load_annotations, make_dataset
-from mars_action.data.datasets import (
-    ClipDataset,
-    collate_videos,
-    loader_kwargs,
-    sample_rng,
-    seed_worker,
-)
-from mars_action.data.records import SPLITS, Annotations, VideoRecord
-from mars_action.data.resolve import hold_out_val, resolve_videos
-from mars_action.data.sampling import AllClips, CenterClip, EvenClips, RandomClip
-from mars_action.data.sources import FrameStoreSource, VideoFileSource
-from mars_action.data.transforms import (
-    FLOW_CENTER,
-    POSITIONS,
-    RGB_MEAN,
-    SCALES,
-    EvalTransform,
-    TrainTransform,
-)
+from mars_action.lazy import lazy_exports
 
-__all__ = [
-    "FLOW_CENTER",
-    "FORMATS",
-    "POSITIONS",
-    "RGB_MEAN",
-    "SCALES",
-    "SPLITS",
-    "AllClips",
-    "Annotations",
-    "CenterClip",
-    "ClipDataset",
-    "EvalTransform",
-    "EvenClips",
-    "FrameStoreSource",
-    "RandomClip",
-    "TrainTransform",
-    "VideoFileSource",
-    "VideoRecord",
-    "build_dataset",
-    "collate_videos",
-    "hold_out_val",
-    "load_annotations",
-    "loader_kwargs",
-    "make_dataset",
-    "resolve_videos",
-    "sample_rng",
-    "seed_worker",
-]
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "mars_action.data.builder": (
+            "FORMATS",
+            "build_dataset",
+            "load_annotations",
+            "make_dataset",
+        ),
+        "mars_action.data.datasets": (
+            "ClipDataset",
+            "collate_videos",
+            "loader_kwargs",
+            "sample_rng",
+            "seed_worker",
+        ),
+        "mars_action.data.records": ("SPLITS", "Annotations", "VideoRecord"),
+        "mars_action.data.resolve": ("hold_out_val", "resolve_videos"),
+        "mars_action.data.sampling": ("AllClips", "CenterClip", "EvenClips", "RandomClip"),
+        "mars_action.data.sources": ("FrameStoreSource", "VideoFileSource"),
+        "mars_action.data.transforms": (
+            "FLOW_CENTER",
+            "POSITIONS",
+            "RGB_MEAN",
+            "SCALES",
+            "EvalTransform",
+            "TrainTransform",
+        ),
+    },
+)

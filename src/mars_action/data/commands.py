@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from mars_action.data.builder import FORMATS, default_paths, load_annotations
-from mars_action.data.records import SPLITS
-from mars_action.data.sources import FrameStoreSource, parse_modality
-from mars_action.video.framestore import FLOW_PREFIX
+# The dataset formats (``data.builder.FORMATS``), named here so that --help loads no torch.
+FORMAT_NAMES = ("folder", "hmdb51", "kinetics", "manifest", "minikinetics", "sthsth-v1", "ucf101")
 
 
 def register(subparsers) -> None:
@@ -18,15 +16,16 @@ def register(subparsers) -> None:
         "store), and print classes, videos per split and every missing video or frame "
         "folder. Exits 1 when something is missing.",
     )
-    parser.add_argument("format", choices=sorted(FORMATS))
+    parser.add_argument("format", choices=FORMAT_NAMES, help="the dataset's annotation format")
     parser.add_argument("--root", help="folder of the videos (<class>/<video>.<ext>)")
     parser.add_argument("--annotations", help="annotation file or folder")
     parser.add_argument("--frame-root", help="frame store to check (<class>/<video>/00001.jpg)")
     parser.add_argument("--modality", default="rgb", help="rgb, flow or rgb+flow (frame check)")
-    parser.add_argument("--flow-prefix", default=FLOW_PREFIX)
+    parser.add_argument("--flow-prefix", help="flow file prefix (default TVL1jpg_)")
     parser.add_argument("--fold", type=int, default=1, help="UCF101/HMDB51 split number")
-    parser.add_argument("--val-fraction", type=float, default=0.1)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--val-fraction", type=float, default=0.1,
+                        help="share of each class's train videos held out for validation")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the held-out draw")
     parser.add_argument(
         "--use-test-as-val", action="store_true", help="validate on test (released code)"
     )
@@ -37,6 +36,11 @@ def register(subparsers) -> None:
 
 
 def run_summary(args: argparse.Namespace) -> int:
+    from mars_action.data.builder import default_paths, load_annotations
+    from mars_action.data.records import SPLITS
+    from mars_action.data.sources import FrameStoreSource, parse_modality
+    from mars_action.video.framestore import FLOW_PREFIX
+
     paths, frame_root = default_paths(args.format, args.root, args.annotations, args.frame_root)
     annotations = load_annotations(
         args.format,
@@ -51,7 +55,8 @@ def run_summary(args: argparse.Namespace) -> int:
     print(annotations.summary(limit))
     failed = bool(annotations.missing)
     if frame_root is not None:
-        source = FrameStoreSource(frame_root, parse_modality(args.modality), args.flow_prefix)
+        prefix = args.flow_prefix or FLOW_PREFIX
+        source = FrameStoreSource(frame_root, parse_modality(args.modality), prefix)
         _, problems = source.scan(annotations.records)
         usable = len(annotations.records) - len(problems)
         print(f"frames ({'+'.join(source.modalities)}): {usable} videos ready, "

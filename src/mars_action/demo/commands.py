@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mars_action.data.synthetic import MOTION_CLASSES, SynthSpec
-
 
 def register(subparsers) -> None:
     _register_synth(subparsers)
@@ -14,7 +12,6 @@ def register(subparsers) -> None:
 
 
 def _register_synth(subparsers) -> None:
-    defaults = SynthSpec()
     parser = subparsers.add_parser(
         "synth",
         help="write the synthetic motion dataset (MP4 files + manifest.csv)",
@@ -22,38 +19,39 @@ def _register_synth(subparsers) -> None:
             "Render videos whose classes differ only by motion (appearance is random for "
             "every class) into OUT_DIR/<class>/<video>.mp4, with OUT_DIR/manifest.csv "
             "(path,label,split) for the 'manifest' dataset format. Deterministic from "
-            "--seed; resumable (existing videos are kept). Classes, in order: "
-            + ", ".join(MOTION_CLASSES)
+            "--seed; resumable (existing videos are kept). The classes (move_up, "
+            "move_down, ...) and every setting are written to OUT_DIR/synth.json."
         ),
     )
-    parser.add_argument("out_dir", type=Path, metavar="OUT_DIR")
-    parser.add_argument("--classes", type=int, default=len(defaults.classes),
-                        help=f"number of motion classes (default {len(defaults.classes)})")
-    parser.add_argument("--videos-per-class", type=int, default=defaults.videos_per_class)
-    parser.add_argument("--test-fraction", type=float, default=defaults.test_fraction,
+    parser.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="folder for the dataset")
+    parser.add_argument("--classes", type=int, default=None,
+                        help="number of motion classes (default: all of them)")
+    parser.add_argument("--videos-per-class", type=int, default=None,
+                        help="videos of each class (default: the spec's)")
+    parser.add_argument("--test-fraction", type=float, default=None,
                         help="share of each class marked 'test' in the manifest")
-    parser.add_argument("--size", type=int, nargs=2, default=(defaults.height, defaults.width),
+    parser.add_argument("--size", type=int, nargs=2, default=None,
                         metavar=("H", "W"), help="frame size (default 64 64)")
-    parser.add_argument("--frames", type=int, default=defaults.num_frames,
-                        help="frames per video")
-    parser.add_argument("--fps", type=float, default=defaults.fps)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--frames", type=int, default=None, help="frames per video")
+    parser.add_argument("--fps", type=float, default=None, help="frame rate of the videos")
+    parser.add_argument("--seed", type=int, default=None, help="the random seed of the videos")
     parser.set_defaults(handler=run_synth)
 
 
 def run_synth(args: argparse.Namespace) -> int:
-    from mars_action.data.synthetic import generate_dataset, spec_with_classes
+    from mars_action.data.synthetic import MOTION_CLASSES, generate_dataset, spec_with_classes
 
-    spec = spec_with_classes(
-        args.classes,
-        videos_per_class=args.videos_per_class,
-        test_fraction=args.test_fraction,
-        height=args.size[0],
-        width=args.size[1],
-        num_frames=args.frames,
-        fps=args.fps,
-        seed=args.seed,
-    )
+    given = {
+        "videos_per_class": args.videos_per_class,
+        "test_fraction": args.test_fraction,
+        "height": args.size[0] if args.size else None,
+        "width": args.size[1] if args.size else None,
+        "num_frames": args.frames,
+        "fps": args.fps,
+        "seed": args.seed,
+    }
+    fields = {name: value for name, value in given.items() if value is not None}
+    spec = spec_with_classes(args.classes or len(MOTION_CLASSES), **fields)
     manifest = generate_dataset(args.out_dir, spec)
     print(f"{len(spec.classes)} classes x {spec.videos_per_class} videos in {args.out_dir}")
     print(f"manifest: {manifest}  (dataset format 'manifest', root {args.out_dir})")

@@ -5,31 +5,20 @@ The score file (``.npz`` + ``.json`` summary) is described in
 ``mars analyze`` and ``mars report`` read it.
 """
 
-from mars_action.evaluation.evaluate import evaluate, score_views, spatial_crops
-from mars_action.evaluation.fusion import align, format_table, fuse, stream_table
-from mars_action.evaluation.metrics import (
-    clip_accuracy,
-    mean_class_accuracy,
-    per_class_accuracy,
-    summarize,
-    topk_accuracy,
-)
-from mars_action.evaluation.scores import VideoScores, load_scores, save_scores
+from mars_action.lazy import lazy_exports
 
-__all__ = [
-    "VideoScores",
-    "align",
-    "clip_accuracy",
-    "evaluate",
-    "format_table",
-    "fuse",
-    "load_scores",
-    "mean_class_accuracy",
-    "per_class_accuracy",
-    "save_scores",
-    "score_views",
-    "spatial_crops",
-    "stream_table",
-    "summarize",
-    "topk_accuracy",
-]
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "mars_action.evaluation.evaluate": ("evaluate", "score_views", "spatial_crops"),
+        "mars_action.evaluation.fusion": ("align", "format_table", "fuse", "stream_table"),
+        "mars_action.evaluation.metrics": (
+            "clip_accuracy",
+            "mean_class_accuracy",
+            "per_class_accuracy",
+            "summarize",
+            "topk_accuracy",
+        ),
+        "mars_action.evaluation.scores": ("VideoScores", "load_scores", "save_scores"),
+    },
+)

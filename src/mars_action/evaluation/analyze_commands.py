@@ -6,34 +6,8 @@ import argparse
 import re
 from pathlib import Path
 
-import numpy as np
-
 from mars_action.errors import MarsError
-from mars_action.evaluation.cam import save_cam_grid, save_cam_video, video_cam
-from mars_action.evaluation.classwise import classwise_comparison, plot_classwise
-from mars_action.evaluation.cli_common import (
-    add_data_arguments,
-    add_model_arguments,
-    device_of,
-    evaluate_checkpoint,
-    load_model,
-    load_named_scores,
-    open_test_set,
-    report_failures,
-)
-from mars_action.evaluation.curves import curve_series, plot_curves, read_metrics
-from mars_action.evaluation.files import write_json
-from mars_action.evaluation.fusion import stream_title
-from mars_action.evaluation.scores import save_scores
-from mars_action.evaluation.static import plot_static, static_summary, static_transform
-from mars_action.evaluation.sweep import plot_alpha_sweep, run_accuracy, run_alpha_sweep
-from mars_action.evaluation.timing import (
-    accuracy_vs_time,
-    frames_per_video,
-    measure_video_costs,
-    plot_accuracy_vs_time,
-    stream_costs,
-)
+from mars_action.evaluation.arguments import add_data_arguments, add_model_arguments
 
 _SAFE_NAME = re.compile(r"[^\w.-]+")  # video ids -> file names
 
@@ -44,10 +18,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     kinds = analyze.add_subparsers(dest="analysis", metavar="ANALYSIS", required=True)
 
     static = kinds.add_parser("static", help="accuracy on static clips (section 5.4)")
-    static.add_argument("checkpoints", nargs="+")
+    static.add_argument("checkpoints", nargs="+", help="checkpoints of the streams to compare")
     add_model_arguments(static)
     add_data_arguments(static)
-    static.add_argument("--out", default="analysis/static")
+    static.add_argument("--out", default="analysis/static", help="output folder")
     static.set_defaults(handler=_static)
 
     cam = kinds.add_parser("cam", help="class activation maps of the true class (Fig. 6)")
@@ -57,34 +31,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cam.add_argument("--num-videos", type=int, default=4, help="evenly spaced over the split")
     cam.add_argument("--max-clips", type=int, default=2, help="clips per video in the MP4")
     cam.add_argument("--static", action="store_true", help="feed static clips, as Fig. 6")
-    cam.add_argument("--out", default="analysis/cam")
+    cam.add_argument("--out", default="analysis/cam", help="output folder")
     cam.set_defaults(handler=_cam)
 
     classwise = kinds.add_parser("classwise", help="top/bottom classes of MARS - RGB (Fig. 5)")
-    classwise.add_argument("scores", nargs="+", metavar="[STREAM=]SCORES.npz")
+    classwise.add_argument("scores", nargs="+", metavar="[STREAM=]SCORES.npz",
+                           help="score files of mars eval; STREAM= names a file's stream")
     classwise.add_argument("-k", type=int, default=3, help="classes at each end")
-    classwise.add_argument("--reference", default="rgb")
-    classwise.add_argument("--target", default="mars")
-    classwise.add_argument("--out", default="analysis/classwise")
+    classwise.add_argument("--reference", default="rgb", help="the stream compared against")
+    classwise.add_argument("--target", default="mars", help="the stream whose gains are shown")
+    classwise.add_argument("--out", default="analysis/classwise", help="output folder")
     classwise.set_defaults(handler=_classwise)
 
     sweep = kinds.add_parser("alpha-sweep", help="train MARS per alpha, plot accuracy (Fig. 4b)")
     sweep.add_argument("--config", help="MARS training config to sweep (trains the runs)")
-    sweep.add_argument("--alphas", nargs="+", type=float, default=[0, 5, 50, 100, 200])
+    sweep.add_argument("--alphas", nargs="+", type=float, default=[0, 5, 50, 100, 200],
+                       help="the weights of the distillation loss to train")
     sweep.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                        help="config overrides for every run (repeatable)")
     sweep.add_argument("--runs", nargs="+", default=[], help="finished runs to plot instead")
     sweep.add_argument("--flow", help="Flow run folder or score file (the reference on the right)")
-    sweep.add_argument("--out", default="analysis/alpha_sweep")
+    sweep.add_argument("--out", default="analysis/alpha_sweep", help="output folder")
     sweep.set_defaults(handler=_alpha_sweep)
 
     curves = kinds.add_parser("curves", help="losses and accuracies per epoch (Fig. 4c)")
     curves.add_argument("runs", nargs="+", help="run folders (with metrics.jsonl)")
-    curves.add_argument("--out", default="analysis/curves")
+    curves.add_argument("--out", default="analysis/curves", help="output folder")
     curves.set_defaults(handler=_curves)
 
     timing = kinds.add_parser("time", help="accuracy vs time per video (Fig. 1, 4a)")
-    timing.add_argument("scores", nargs="+", metavar="[STREAM=]SCORES.npz")
+    timing.add_argument("scores", nargs="+", metavar="[STREAM=]SCORES.npz",
+                        help="score files of mars eval; STREAM= names a file's stream")
     timing.add_argument("--flow-seconds", action="append", default=[], metavar="STREAM=S",
                         help="flow time per video of a flow stream (repeatable)")
     timing.add_argument("--measure", nargs="+", default=[], metavar="VIDEO",
@@ -92,12 +69,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     timing.add_argument("--flow-method", default="tvl1", help="flow method to time")
     timing.add_argument("--combos", nargs="+", metavar="A+B",
                         help="streams and fusions to plot (default: Table 1's rows)")
-    timing.add_argument("--title", default="Accuracy vs time")
-    timing.add_argument("--out", default="analysis/time")
+    timing.add_argument("--title", default="Accuracy vs time", help="the figure's title")
+    timing.add_argument("--out", default="analysis/time", help="output folder")
     timing.set_defaults(handler=_time)
 
 
 def _static(args: argparse.Namespace) -> int:
+    from mars_action.evaluation.cli_common import evaluate_checkpoint, load_model, report_failures
+    from mars_action.evaluation.files import write_json
+    from mars_action.evaluation.fusion import stream_title
+    from mars_action.evaluation.scores import save_scores
+    from mars_action.evaluation.static import plot_static, static_summary, static_transform
+
     out, pairs, status = Path(args.out), {}, 0
     for checkpoint in args.checkpoints:
         model, meta = load_model(args, checkpoint)
@@ -126,6 +109,12 @@ def _unique(name: str, taken) -> str:
 
 
 def _cam(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from mars_action.evaluation.cam import save_cam_grid, save_cam_video, video_cam
+    from mars_action.evaluation.cli_common import device_of, load_model
+    from mars_action.evaluation.files import write_json
+
     streams = [load_model(args, c) for c in args.checkpoints]
     datasets = [_cam_set(args, meta, c) for (_, meta), c in zip(streams, args.checkpoints,
                                                                  strict=True)]
@@ -157,6 +146,8 @@ def _cam(args: argparse.Namespace) -> int:
 
 def _cam_set(args: argparse.Namespace, meta, checkpoint: str):
     """A flow stream's maps are drawn on the RGB frames when the frame store has them."""
+    from mars_action.evaluation.cli_common import open_test_set
+
     if meta.modality == "flow":
         try:
             return open_test_set(args, meta, checkpoint, modality="rgb+flow")
@@ -166,6 +157,10 @@ def _cam_set(args: argparse.Namespace, meta, checkpoint: str):
 
 
 def _classwise(args: argparse.Namespace) -> int:
+    from mars_action.evaluation.classwise import classwise_comparison, plot_classwise
+    from mars_action.evaluation.cli_common import load_named_scores
+    from mars_action.evaluation.files import write_json
+
     streams = load_named_scores(args.scores)
     missing = [s for s in (args.reference, args.target) if s not in streams]
     if missing:
@@ -184,6 +179,9 @@ def _classwise(args: argparse.Namespace) -> int:
 
 
 def _alpha_sweep(args: argparse.Namespace) -> int:
+    from mars_action.evaluation.files import write_json
+    from mars_action.evaluation.sweep import plot_alpha_sweep, run_accuracy, run_alpha_sweep
+
     out = Path(args.out)
     runs = list(args.runs)
     if args.config:
@@ -202,6 +200,9 @@ def _alpha_sweep(args: argparse.Namespace) -> int:
 
 
 def _curves(args: argparse.Namespace) -> int:
+    from mars_action.evaluation.curves import curve_series, plot_curves, read_metrics
+    from mars_action.evaluation.files import write_json
+
     out = Path(args.out)
     for run in map(Path, args.runs):
         series = curve_series(read_metrics(run))
@@ -213,6 +214,16 @@ def _curves(args: argparse.Namespace) -> int:
 
 
 def _time(args: argparse.Namespace) -> int:
+    from mars_action.evaluation.cli_common import load_named_scores
+    from mars_action.evaluation.files import write_json
+    from mars_action.evaluation.timing import (
+        accuracy_vs_time,
+        frames_per_video,
+        measure_video_costs,
+        plot_accuracy_vs_time,
+        stream_costs,
+    )
+
     streams = load_named_scores(args.scores)
     given = dict(_stream_seconds(item) for item in args.flow_seconds)
     measured = measure_video_costs(args.measure, args.flow_method) if args.measure else None

@@ -7,21 +7,7 @@ from pathlib import Path
 
 from mars_action.errors import MarsError
 from mars_action.evaluation import analyze_commands
-from mars_action.evaluation.cli_common import (
-    add_data_arguments,
-    add_model_arguments,
-    evaluate_checkpoint,
-    load_model,
-    load_named_scores,
-    named_paths,
-    print_summary,
-    report_failures,
-)
-from mars_action.evaluation.files import write_json
-from mars_action.evaluation.fusion import format_table, fuse, stream_table
-from mars_action.evaluation.metrics import summarize
-from mars_action.evaluation.report import write_report
-from mars_action.evaluation.scores import load_scores, save_scores
+from mars_action.evaluation.arguments import add_data_arguments, add_model_arguments
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -53,8 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     report_parser.add_argument("paths", nargs="+", metavar="RUN_OR_SCORE_DIR",
                                help="run folders, score files, analysis output folders")
-    report_parser.add_argument("--out", default="report.html")
-    report_parser.add_argument("--title", default="")
+    report_parser.add_argument("--out", default="report.html", help="the HTML file to write")
+    report_parser.add_argument("--title", default="", help="the page's title")
     report_parser.set_defaults(handler=_report)
 
     analyze_commands.register(subparsers)
@@ -77,6 +63,15 @@ def _default_out(args: argparse.Namespace) -> Path:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    from mars_action.evaluation.cli_common import (
+        evaluate_checkpoint,
+        load_model,
+        print_summary,
+        report_failures,
+    )
+    from mars_action.evaluation.metrics import summarize
+    from mars_action.evaluation.scores import save_scores
+
     model, meta = load_model(args, args.checkpoint)
     result = evaluate_checkpoint(args, model, meta, args.checkpoint)
     out = save_scores(args.out or _default_out(args), result)
@@ -89,6 +84,12 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _fuse(args: argparse.Namespace) -> int:
+    from mars_action.evaluation.cli_common import load_named_scores, named_paths, print_summary
+    from mars_action.evaluation.files import write_json
+    from mars_action.evaluation.fusion import format_table, fuse, stream_table
+    from mars_action.evaluation.metrics import summarize
+    from mars_action.evaluation.scores import load_scores, save_scores
+
     if args.table:
         if args.weights:
             raise MarsError("--table fuses with equal weights, as the paper; drop --weights")
@@ -109,6 +110,8 @@ def _fuse(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from mars_action.evaluation.report import write_report
+
     out = write_report(args.paths, args.out, args.title)
     print(f"wrote {out}")
     return 0

@@ -13,7 +13,12 @@
   the Middlebury colour coding.
 """
 
-from mars_action.flow.methods import METHODS, compute_flow
-from mars_action.flow.quantize import BOUND, dequantize, quantize
+from mars_action.lazy import lazy_exports
 
-__all__ = ["BOUND", "METHODS", "compute_flow", "dequantize", "quantize"]
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "mars_action.flow.methods": ("METHODS", "compute_flow"),
+        "mars_action.flow.quantize": ("BOUND", "dequantize", "quantize"),
+    },
+)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
+from mars_action import threads
 from mars_action.errors import MarsError
 from mars_action.video.batch import parse_shard
-from mars_action.video.framestore import DEFAULT_QUALITY
 
 METHOD_NAMES = ("tvl1", "tvl1-torch", "farneback", "mpeg")
 PRESET_NAMES = ("opencv-cpu", "opencv-cuda")
@@ -33,9 +32,20 @@ def _register_flow(subparsers) -> None:
             "if any video failed."
         ),
     )
-    parser.add_argument("source", type=Path, metavar="FRAME_STORE_OR_VIDEOS")
+    parser.add_argument(
+        "source",
+        type=Path,
+        metavar="FRAME_STORE_OR_VIDEOS",
+        help="a frame store of mars frames, or videos (a folder <class>/<video>.<ext> or a list)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="output root for videos")
-    parser.add_argument("--method", choices=METHOD_NAMES, default="tvl1")
+    parser.add_argument(
+        "--method",
+        choices=METHOD_NAMES,
+        default="tvl1",
+        help="tvl1: OpenCV's TV-L1, the paper's (slow: about 1 s a pair at 256 px on a "
+        "core); tvl1-torch: the same on a GPU; farneback: fast, coarser; mpeg: codec vectors",
+    )
     parser.add_argument(
         "--preset", choices=PRESET_NAMES, default="opencv-cpu", help="tvl1-torch variant"
     )
@@ -49,11 +59,18 @@ def _register_flow(subparsers) -> None:
         help="tvl1-torch: torch.compile the iteration (~5x faster on a CPU core; each "
         "process compiles once, ~15 s; needs a C++ compiler or Triton)",
     )
-    parser.add_argument("--workers", type=int, default=None, help="processes (default: cores)")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="processes (default: the cores free now)"
+    )
     parser.add_argument("--shard", default="0/1", metavar="i/n", help="do shard i of n (0-based)")
     parser.add_argument("--prefix", default=None, help="file prefix (default: the method's)")
-    parser.add_argument("--quantize", choices=("floor", "round"), default="floor")
-    parser.add_argument("--quality", type=int, default=DEFAULT_QUALITY, help="JPEG quality")
+    parser.add_argument(
+        "--quantize",
+        choices=("floor", "round"),
+        default="floor",
+        help="px -> 8-bit code (floor: the released code's)",
+    )
+    parser.add_argument("--quality", type=int, default=None, help="JPEG quality (default 95)")
     parser.add_argument("--fps", type=float, default=25.0, help="videos: frame rate (0: native)")
     parser.add_argument("--short-side", type=int, default=256, help="videos: short side (0: keep)")
     parser.add_argument(
@@ -68,10 +85,13 @@ def _register_flow(subparsers) -> None:
 def run_flow(args: argparse.Namespace) -> int:
     from mars_action.flow.extract import FlowJob, extract_flow, is_frame_store
     from mars_action.flow.methods import default_prefix
+    from mars_action.video.framestore import DEFAULT_QUALITY
 
     index, count = shard = parse_shard(args.shard)
+    args.quality = DEFAULT_QUALITY if args.quality is None else args.quality
     _check_numbers(args)
-    workers = args.workers or (1 if args.device != "cpu" else os.cpu_count() or 1)
+    free = threads.free_cores()
+    workers = args.workers or (1 if args.device != "cpu" else free)
     job = FlowJob(
         method=args.method,
         prefix=args.prefix or default_prefix(args.method, args.preset),
@@ -84,7 +104,7 @@ def run_flow(args: argparse.Namespace) -> int:
         fps=args.fps or None,
         short_side=args.short_side or None,
         reencode=args.reencode,
-        threads=max(1, (os.cpu_count() or 1) // workers),
+        threads=threads.per_worker(workers, free),
         progress=workers == 1,
     )
     root = args.source if is_frame_store(args.source) else args.out or args.source
@@ -126,7 +146,7 @@ def _register_check(subparsers) -> None:
             "and a colour-wheel flow-check.png in OUT_DIR."
         ),
     )
-    parser.add_argument("out_dir", type=Path, metavar="OUT_DIR")
+    parser.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="folder for the results")
     parser.add_argument("--methods", default=",".join(METHOD_NAMES), help="comma-separated")
     parser.add_argument("--size", default="256x340", help="synthetic frame size HxW")
     parser.add_argument(
@@ -144,7 +164,7 @@ def _register_check(subparsers) -> None:
         action="store_true",
         help="--real: also run tvl1-torch with the operations a GPU runs, on the CPU",
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic pairs")
     parser.set_defaults(handler=run_check)
 
 

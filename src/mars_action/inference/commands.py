@@ -9,34 +9,28 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
 from mars_action.errors import MarsError
-from mars_action.inference.annotate import annotate_video, draw_topk
-from mars_action.inference.background import background
-from mars_action.inference.export import (
-    FORMATS,
-    default_output,
-    export_model,
-    load_exported,
-    max_abs_difference,
-    random_clips,
-)
-from mars_action.inference.prediction import Prediction, VideoFailure
-from mars_action.inference.recognizer import Recognizer
-from mars_action.inference.runtime import RUNTIMES
-from mars_action.inference.stream import StreamFrame, open_source, stream_windows
-from mars_action.models.checkpoint import load_checkpoint, read_labels
-from mars_action.video.writer import write_video
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from mars_action.inference.prediction import Prediction
+    from mars_action.inference.recognizer import Recognizer
+
+# export.FORMATS and runtime.RUNTIMES, named here so that --help loads no torch (a test
+# keeps them equal).
+FORMATS = ("torchscript", "onnx")
+RUNTIMES = ("auto", "pytorch", "onnxruntime")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     predict = subparsers.add_parser(
         "predict", help="recognise actions in video files with an RGB/MARS model (no flow)"
     )
-    predict.add_argument("videos", nargs="+", metavar="VIDEO")
+    predict.add_argument("videos", nargs="+", metavar="VIDEO", help="video files to recognise")
     _add_model_args(predict)
     predict.add_argument("--json", action="store_true", help="one JSON line per video")
     predict.add_argument(
@@ -59,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "export", help="export a checkpoint to TorchScript or ONNX (dynamic batch), checked"
     )
     export.add_argument("checkpoint", help="our checkpoint or a released MARS .pth")
-    export.add_argument("--format", choices=FORMATS, required=True)
+    export.add_argument("--format", choices=FORMATS, required=True, help="the file format")
     export.add_argument("--out", help="output file (default: beside the checkpoint)")
     export.add_argument("--labels", help="class names to store, one per line")
     export.add_argument("--arch", help="architecture when a released file names none")
@@ -72,7 +66,7 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="our checkpoint or a MARS .pth")
     parser.add_argument("--labels", help="class names, one per line (needed for a .pth)")
     parser.add_argument("--arch", help="architecture when a released file names none")
-    parser.add_argument("--topk", type=int, default=5)
+    parser.add_argument("--topk", type=int, default=5, help="classes shown per video or window")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     parser.add_argument(
         "--runtime",
@@ -87,6 +81,8 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _recognizer(args: argparse.Namespace) -> Recognizer:
+    from mars_action.inference.recognizer import Recognizer
+
     if args.topk < 1:
         raise MarsError(f"--topk {args.topk}: must be at least 1")
     recognizer = Recognizer.from_checkpoint(
@@ -114,6 +110,8 @@ def _flushing_denormals(handler):
 
     @functools.wraps(handler)
     def run(args: argparse.Namespace) -> int:
+        import torch
+
         torch.set_flush_denormal(True)
         try:
             return handler(args)
@@ -127,6 +125,8 @@ def _flushing_denormals(handler):
 def _predict(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise MarsError(f"--batch-size {args.batch_size}: must be at least 1")
+    from mars_action.inference.prediction import VideoFailure
+
     recognizer = _recognizer(args)
     failed = 0
     for result in recognizer.predict_each(args.videos, args.topk, args.batch_size):
@@ -148,6 +148,8 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _annotate(args: argparse.Namespace, recognizer: Recognizer, result: Prediction) -> bool:
+    from mars_action.inference.annotate import annotate_video
+
     out = Path(args.output)
     if len(args.videos) > 1 or out.is_dir():
         out = out / f"{Path(result.source).stem}.mp4"
@@ -165,6 +167,10 @@ def _annotate(args: argparse.Namespace, recognizer: Recognizer, result: Predicti
 
 @_flushing_denormals
 def _stream(args: argparse.Namespace) -> int:
+    from mars_action.inference.background import background
+    from mars_action.inference.stream import open_source
+    from mars_action.video.writer import write_video
+
     recognizer = _recognizer(args)
     pre = recognizer.preprocessing
     window = pre.clip_len if args.window is None else args.window
@@ -205,7 +211,10 @@ def _stream_frames(
     counts: dict[str, int],
 ) -> Iterator[np.ndarray]:
     """Print each window's verdict; yield frames with the latest verdict drawn on."""
-    latest: StreamFrame | None = None
+    from mars_action.inference.annotate import draw_topk
+    from mars_action.inference.stream import stream_windows
+
+    latest = None
     try:
         for item in stream_windows(recognizer, timed, window, every, args.topk):
             if item.window is not None:
@@ -236,6 +245,15 @@ def _stream_frames(
 
 
 def _export(args: argparse.Namespace) -> int:
+    from mars_action.inference.export import (
+        default_output,
+        export_model,
+        load_exported,
+        max_abs_difference,
+        random_clips,
+    )
+    from mars_action.models.checkpoint import load_checkpoint, read_labels
+
     names = read_labels(args.labels) if args.labels else None
     model, meta = load_checkpoint(args.checkpoint, arch=args.arch, class_names=names)
     out = Path(args.out) if args.out else default_output(args.checkpoint, args.format)
@@ -261,6 +279,11 @@ def _export(args: argparse.Namespace) -> int:
 
 def _real_clips(model: torch.nn.Module, meta, videos: list[str], per_video: int = 2):
     """(K, 3, T, S, S) normalised clips of ``videos``, preprocessed as predict does."""
+    import numpy as np
+    import torch
+
+    from mars_action.inference.recognizer import Recognizer
+
     if meta.modality != "rgb":
         raise MarsError(f"--video needs an RGB-input checkpoint; this one takes {meta.modality}")
     recognizer = Recognizer(model, meta, device="cpu", optimize=False)

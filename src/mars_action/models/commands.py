@@ -6,18 +6,18 @@ import argparse
 import dataclasses
 
 from mars_action.errors import MarsError
-from mars_action.models.checkpoint import load_checkpoint, read_labels, save_checkpoint
-from mars_action.models.complexity import count_macs, count_parameters
-from mars_action.models.registry import build_model, list_models
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     info = subparsers.add_parser(
         "model-info", help="parameters and GMACs of a model for a clip shape"
     )
-    info.add_argument("name", help=f"one of: {', '.join(list_models())}")
+    info.add_argument(
+        "name", help="model name, e.g. resnext101, resnet18, resnet10_tiny (a wrong name "
+        "lists them all)"
+    )
     info.add_argument("--in-channels", type=int, default=3, help="3 for RGB, 2 for flow")
-    info.add_argument("--num-classes", type=int, default=400)
+    info.add_argument("--num-classes", type=int, default=400, help="outputs of the classifier")
     info.add_argument("--clip", default="16x112x112", help="T x H x W (default 16x112x112)")
     info.set_defaults(handler=_model_info)
 
@@ -41,6 +41,9 @@ def _parse_clip(text: str) -> tuple[int, int, int]:
 
 
 def _model_info(args: argparse.Namespace) -> int:
+    from mars_action.models.complexity import count_macs, count_parameters
+    from mars_action.models.registry import build_model
+
     model = build_model(args.name, in_channels=args.in_channels, num_classes=args.num_classes)
     t, h, w = _parse_clip(args.clip)
     params = count_parameters(model)
@@ -54,6 +57,8 @@ def _model_info(args: argparse.Namespace) -> int:
 
 
 def _convert(args: argparse.Namespace) -> int:
+    from mars_action.models.checkpoint import load_checkpoint, read_labels, save_checkpoint
+
     names = read_labels(args.labels) if args.labels else None
     model, meta = load_checkpoint(args.source, arch=args.arch, class_names=names)
     if args.clip_len:

@@ -7,41 +7,32 @@ Entry points::
     summary = train(config, "runs/ucf101_mars_16f")   # or resume=True
 """
 
-from mars_action.training.config import (
-    DataConfig,
-    DistillConfig,
-    ExperimentConfig,
-    MersConfig,
-    ModelConfig,
-    OptimConfig,
-    ScheduleConfig,
-    TrainConfig,
-    load_experiment,
-    recipe_defaults,
-    resolve,
-)
-from mars_action.training.engine import NonFiniteLoss
-from mars_action.training.losses import Objective, Phase, StreamLoss, Student, plan_phases
-from mars_action.training.trainer import RunSummary, train
+from mars_action.lazy import lazy_exports
 
-__all__ = [
-    "DataConfig",
-    "DistillConfig",
-    "ExperimentConfig",
-    "MersConfig",
-    "ModelConfig",
-    "NonFiniteLoss",
-    "Objective",
-    "OptimConfig",
-    "Phase",
-    "RunSummary",
-    "ScheduleConfig",
-    "StreamLoss",
-    "Student",
-    "TrainConfig",
-    "load_experiment",
-    "plan_phases",
-    "recipe_defaults",
-    "resolve",
-    "train",
-]
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "mars_action.training.config": (
+            "DataConfig",
+            "DistillConfig",
+            "ExperimentConfig",
+            "MersConfig",
+            "ModelConfig",
+            "OptimConfig",
+            "ScheduleConfig",
+            "TrainConfig",
+            "load_experiment",
+            "recipe_defaults",
+            "resolve",
+        ),
+        "mars_action.training.engine": ("NonFiniteLoss",),
+        "mars_action.training.losses": (
+            "Objective",
+            "Phase",
+            "StreamLoss",
+            "Student",
+            "plan_phases",
+        ),
+        "mars_action.training.trainer": ("RunSummary", "train"),
+    },
+)

@@ -6,10 +6,6 @@ import argparse
 import os
 from pathlib import Path
 
-from mars_action.training.config import load_experiment
-from mars_action.training.distributed import launch
-from mars_action.training.trainer import train
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -22,7 +18,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--run-dir DIR` on each node; the run reads torchrun's environment.",
     )
     parser.add_argument("config", help="the experiment YAML (or a run folder's config.yaml)")
-    parser.add_argument("overrides", nargs="*", help="KEY=VALUE, e.g. optim.lr=0.01")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        help="KEY=VALUE, e.g. optim.lr=0.01 (also accepted after the options)",
+    )
     parser.add_argument("--run-dir", help="run folder (default: runs/<config name>)")
     parser.add_argument(
         "--resume",
@@ -38,6 +38,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from mars_action.training.config import load_experiment
+    from mars_action.training.distributed import launch
+    from mars_action.training.trainer import train
+
     config = load_experiment(args.config, args.overrides)
     run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / config.name
     if args.gpus and args.gpus > 1 and "LOCAL_RANK" not in os.environ:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from mars_action.errors import MarsError
 from mars_action.video.batch import parse_shard
-from mars_action.video.framestore import DEFAULT_QUALITY
 
 
 def register(subparsers) -> None:
@@ -28,7 +27,7 @@ def register(subparsers) -> None:
         help="a folder <class>/<video>.<ext>, or a text file with one video path a line "
         "(relative to the list's folder; the class is the parent folder's name)",
     )
-    parser.add_argument("out_dir", type=Path, metavar="OUT_DIR")
+    parser.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="the frame store to write")
     parser.add_argument(
         "--fps",
         type=float,
@@ -44,8 +43,8 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--quality",
         type=int,
-        default=DEFAULT_QUALITY,
-        help=f"JPEG quality 1-100 (default {DEFAULT_QUALITY})",
+        default=None,
+        help="JPEG quality 1-100 (default 95, close to ffmpeg -q:v 2)",
     )
     parser.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     parser.add_argument(
@@ -66,10 +65,12 @@ def register(subparsers) -> None:
 
 def run_frames(args: argparse.Namespace) -> int:
     from mars_action.video.extract import extract_frames
+    from mars_action.video.framestore import DEFAULT_QUALITY
 
     index, count = shard = parse_shard(args.shard)
     if args.fps < 0 or args.short_side < 0:
         raise MarsError("--fps and --short-side must be positive (or 0 to keep the video's)")
+    args.quality = DEFAULT_QUALITY if args.quality is None else args.quality
     if not 1 <= args.quality <= 100:
         raise MarsError(f"--quality {args.quality}: must be 1-100")
     for option in ("workers", "threads"):

@@ -7,6 +7,7 @@ fields are passed on as explicit arguments.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -51,9 +52,15 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
         item = args[0] if args else Any
         items = [_coerce(item, v, where) for v in value]
         return tuple(items) if origin is tuple else items
-    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise MarsError(f"{where}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise MarsError(f"{where}: expected a finite number, got {value!r}")
         return float(value)
-    if hint in (int, str, bool) and not isinstance(value, hint):
+    # bool is an int to Python: ``batch_size: true`` must not pass as 1.
+    wrong_bool = hint is int and isinstance(value, bool)
+    if hint in (int, str, bool) and (wrong_bool or not isinstance(value, hint)):
         raise MarsError(f"{where}: expected {hint.__name__}, got {value!r}")
     return value
 
@@ -99,7 +106,10 @@ def load_config(cls: type[T], path: str | Path | None, overrides: list[str] = ()
         except yaml.YAMLError as error:
             raise MarsError(f"{path}: not valid YAML ({error})") from None
     data = apply_overrides(data, list(overrides))
-    return from_dict(cls, data, where=str(path) if path else "")
+    try:
+        return from_dict(cls, data)
+    except MarsError as error:
+        raise MarsError(f"{path}: {error}" if path else str(error)) from None
 
 
 def save_config(config: Any, path: str | Path) -> None:

@@ -229,6 +229,7 @@ def check(config: ExperimentConfig) -> None:
     _one_of("schedule.scheduler", config.schedule.scheduler, SCHEDULERS)
     _one_of("train.amp", config.train.amp, AMP_MODES)
     _one_of("mers.variant", config.mers.variant, MERS_VARIANTS)
+    _check_ranges(config)
     _one_of("distill.feature", config.distill.feature, FEATURE_NAMES)
     if config.distill.hint is not None:
         _one_of("distill.hint", config.distill.hint, ("layer3", "layer4"))
@@ -269,3 +270,52 @@ def _check_distillation(config: ExperimentConfig) -> None:
 def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise MarsError(f"{key}: {value!r} is not one of {', '.join(allowed)}")
+
+
+# (key, lowest allowed, whether the lowest itself is allowed): every number a run
+# reads, checked at load so a bad value is one line before any run folder exists.
+_LOWER_BOUNDS = (
+    ("data.clip_len", 1, True),
+    ("data.crop_size", 1, True),
+    ("data.stride", 1, True),
+    ("data.fold", 1, True),
+    ("data.short_side", 1, True),
+    ("data.num_workers", 0, True),
+    ("data.fps", 0, False),
+    ("data.flow_scale", 0, False),
+    ("optim.lr", 0, False),
+    ("optim.momentum", 0, True),
+    ("optim.dampening", 0, True),
+    ("optim.weight_decay", 0, True),
+    ("schedule.patience", 0, True),
+    ("schedule.factor", 0, False),
+    ("schedule.min_lr", 0, True),
+    ("mers.classifier_epochs", 0, True),
+    ("mers.classifier_lr", 0, False),
+    ("train.save_every_steps", 0, True),
+    ("train.threads", 1, True),
+)
+_FRACTIONS = ("data.val_fraction", "optim.momentum", "optim.dampening", "schedule.factor")
+
+
+def _check_ranges(config: ExperimentConfig) -> None:
+    """Numbers within their ranges (types and finiteness are checked when parsing)."""
+    for key, lowest, inclusive in _LOWER_BOUNDS:
+        value = _get(config, key)
+        if value is not None and (value < lowest if inclusive else value <= lowest):
+            sign = ">=" if inclusive else ">"
+            raise MarsError(f"{key}={value}: must be {sign} {lowest}")
+    for key in _FRACTIONS:
+        value = _get(config, key)
+        if value is not None and not 0 <= value <= 1:
+            raise MarsError(f"{key}={value}: must be between 0 and 1")
+    if config.data.val_fraction == 1:
+        raise MarsError("data.val_fraction=1.0: must be below 1 (nothing would be left to train)")
+    for milestone in config.schedule.milestones:
+        if milestone < 1:
+            raise MarsError(f"schedule.milestones={config.schedule.milestones}: epochs are >= 1")
+
+
+def _get(config: ExperimentConfig, key: str):
+    section, name = key.split(".")
+    return getattr(getattr(config, section), name)

@@ -15,10 +15,11 @@ from mars_action.models import CheckpointMeta, build_model, save_checkpoint
 from mars_action.models.registry import canonical_name
 from mars_action.training import load_experiment, plan_phases
 from mars_action.training.build import build_engine, make_meta
+from mars_action.training.distill import DistillSpec, load_teacher
 from mars_action.training.distributed import Process
 from mars_action.training.engine import train_one_epoch
 from mars_action.training.loading import EpochSampler, SeededSamples
-from mars_action.training.losses import Objective, StreamLoss, Student, load_teacher
+from mars_action.training.losses import Objective, StreamLoss, Student
 from mars_action.training.optim import set_train_mode
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -128,7 +129,7 @@ def engine_for(config, phase_index: int = 0, model=None, teacher=None):
 )
 def test_each_stream_trains_and_its_loss_goes_down(stream, extra, teacher_path):
     config = tiny_config(stream, *extra, teacher=teacher_path)
-    teacher = load_teacher(teacher_path, build_model("resnet10_tiny"), "pooled")
+    teacher = load_teacher(teacher_path, build_model("resnet10_tiny"), DistillSpec())
     engine, _, _ = engine_for(config, teacher=teacher if stream in ("mars", "mers") else None)
     data = batches()
     losses = [train_one_epoch(engine, data, epoch=e)[0]["loss"] for e in range(5)]
@@ -138,11 +139,12 @@ def test_each_stream_trains_and_its_loss_goes_down(stream, extra, teacher_path):
 
 def test_mars_loss_is_ce_plus_alpha_mse_of_pooled_features(teacher_path):
     student = build_model("resnet10_tiny", num_classes=3).eval()
-    teacher = load_teacher(teacher_path, student, "pooled")
-    objective = Objective("rgb", alpha=50.0)
+    teacher = load_teacher(teacher_path, student, DistillSpec())
+    objective = Objective("rgb", distill=DistillSpec(alpha=50.0))
     batch = batches(1)[0]
-    logits, (feature,) = Student(student, objective)(batch["rgb"])
-    parts = StreamLoss(objective, teacher)(logits, (feature,), batch)
+    logits, outputs = Student(student, objective)(batch["rgb"])
+    parts = StreamLoss(objective, teacher)(logits, outputs, batch)
+    feature = outputs["pooled"]
     with torch.no_grad():
         target = teacher.forward_with_features(batch["flow"], ("pooled",))[1]["pooled"]
     mse = ((feature - target) ** 2).sum() / feature.numel()  # mean over B x F
@@ -154,12 +156,12 @@ def test_mars_loss_is_ce_plus_alpha_mse_of_pooled_features(teacher_path):
 
 def test_the_teacher_gets_no_gradient_no_graph_and_no_update(teacher_path):
     config = tiny_config("mars", teacher=teacher_path)
-    teacher = load_teacher(teacher_path, build_model("resnet10_tiny"), "pooled")
+    teacher = load_teacher(teacher_path, build_model("resnet10_tiny"), DistillSpec())
     before = copy.deepcopy(teacher.state_dict())
     engine, model, _ = engine_for(config, teacher=teacher)
     engine.loss.train()
     assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
-    (target,) = engine.loss.teacher_features(batches(1)[0]["flow"])
+    (target,) = engine.loss.distiller.targets(batches(1)[0]["flow"]).values()
     assert target.grad_fn is None and not target.requires_grad
     train_one_epoch(engine, batches(), epoch=0)
     assert all(p.grad is None for p in teacher.parameters())
@@ -183,28 +185,36 @@ def test_the_teacher_gets_no_gradient_no_graph_and_no_update(teacher_path):
 )
 def test_distilled_feature_is_configurable(feature, pool, shape, teacher_path):
     student = build_model("resnet10_tiny", num_classes=3)
-    teacher = load_teacher(teacher_path, student, feature)
-    objective = Objective("rgb", alpha=1.0, feature=feature, pool_maps=pool)
+    spec = DistillSpec(alpha=1.0, feature=feature, pool_maps=pool)
+    teacher = load_teacher(teacher_path, student, spec)
+    objective = Objective("rgb", distill=spec)
     batch = batches(1)[0]
-    logits, values = Student(student, objective)(batch["rgb"])
-    parts = StreamLoss(objective, teacher)(logits, values, batch)
-    assert [v.shape for v in values] == [shape] and torch.isfinite(parts["loss"])
+    logits, outputs = Student(student, objective)(batch["rgb"])
+    parts = StreamLoss(objective, teacher)(logits, outputs, batch)
+    compared = parts["mse"]
+    with torch.no_grad():
+        wanted = teacher.forward_with_features(batch["flow"], (feature,))[1][feature]
+    mine = outputs[feature]
+    if pool and mine.dim() == 5:
+        mine, wanted = mine.mean((2, 3, 4)), wanted.mean((2, 3, 4))
+    assert mine.shape == shape and torch.allclose(compared, F.mse_loss(mine, wanted))
 
 
 def test_a_teacher_is_refused_flow_scaled_otherwise_than_it_learned(teacher_path):
     student = build_model("resnet10_tiny", num_classes=3)
-    assert load_teacher(teacher_path, student, "pooled", scaled_vectors=True) is not None
+    assert load_teacher(teacher_path, student, DistillSpec(), scaled_vectors=True) is not None
     with pytest.raises(MarsError, match="data.scale_flow_vectors=true"):
-        load_teacher(teacher_path, student, "pooled", scaled_vectors=False)
+        load_teacher(teacher_path, student, DistillSpec(), scaled_vectors=False)
 
 
 def test_a_hint_adds_the_mse_of_the_whole_maps(teacher_path):
     student = build_model("resnet10_tiny", num_classes=3).eval()
-    teacher = load_teacher(teacher_path, student, "pooled")
-    objective = Objective("rgb", ce=False, alpha=2.0, hint="layer3")
+    teacher = load_teacher(teacher_path, student, DistillSpec())
+    objective = Objective("rgb", ce=False, distill=DistillSpec(alpha=2.0, hints=(("layer3", 1.0),)))
     batch = batches(1)[0]
-    logits, (pooled, maps) = Student(student, objective)(batch["rgb"])
-    parts = StreamLoss(objective, teacher)(logits, (pooled, maps), batch)
+    logits, outputs = Student(student, objective)(batch["rgb"])
+    parts = StreamLoss(objective, teacher)(logits, outputs, batch)
+    pooled, maps = outputs["pooled"], outputs["layer3"]
     with torch.no_grad():
         wanted = teacher.forward_with_features(batch["flow"], ("pooled", "layer3"))[1]
     assert pooled.shape == (4, 128) and maps.dim() == 5 and maps.shape[:2] == (4, 64)
@@ -221,9 +231,9 @@ def test_mers_sequential_mimics_then_trains_only_the_classifier(teacher_path):
         "classify",
         2,
     )
-    assert not mimic.objective.ce and mimic.objective.alpha == 50.0
-    assert classify.objective.ce and not classify.objective.alpha
-    teacher = load_teacher(teacher_path, build_model("resnet10_tiny"), "pooled")
+    assert not mimic.objective.ce and mimic.objective.distill.alpha == 50.0
+    assert classify.objective.ce and not classify.objective.uses_teacher
+    teacher = load_teacher(teacher_path, build_model("resnet10_tiny"), DistillSpec())
     engine, model, frozen = engine_for(config, 0, teacher=teacher)
     fc_before = copy.deepcopy(model.fc.state_dict())
     train_one_epoch(engine, batches(), epoch=0)
@@ -244,12 +254,12 @@ def test_mers_sequential_mimics_then_trains_only_the_classifier(teacher_path):
 
 def test_mers_joint_sends_ce_only_into_the_classifier(teacher_path):
     model = build_model("resnet10_tiny", num_classes=3)
-    teacher = load_teacher(teacher_path, model, "pooled")
+    teacher = load_teacher(teacher_path, model, DistillSpec())
     batch = batches(1)[0]
     grads = {}
     for name, objective in (
-        ("joint", Objective("rgb", alpha=2.0, detach_classifier=True)),
-        ("mse", Objective("rgb", ce=False, alpha=2.0)),
+        ("joint", Objective("rgb", distill=DistillSpec(alpha=2.0), detach_classifier=True)),
+        ("mse", Objective("rgb", ce=False, distill=DistillSpec(alpha=2.0))),
     ):
         model.zero_grad()
         logits, features = Student(model, objective)(batch["rgb"])
@@ -278,7 +288,7 @@ def test_gradient_accumulation_equals_one_big_batch():
 
 def test_channels_last_and_bf16_autocast_train_on_the_cpu(teacher_path):
     config = tiny_config("mars", "model.channels_last=true", "train.amp=bf16", teacher=teacher_path)
-    teacher = load_teacher(teacher_path, build_model("resnet10_tiny"), "pooled")
+    teacher = load_teacher(teacher_path, build_model("resnet10_tiny"), DistillSpec())
     teacher = teacher.to(memory_format=torch.channels_last_3d)
     model = build_model("resnet10_tiny", num_classes=3).to(memory_format=torch.channels_last_3d)
     engine, _, _ = engine_for(config, model=model, teacher=teacher)

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 # Feature names a caller can ask for; "pooled" is the MARS distillation target.
-FEATURE_NAMES = ("layer3", "layer4", "pooled", "logits")
+FEATURE_NAMES = ("layer1", "layer2", "layer3", "layer4", "pooled", "logits")
 
 
 def _downsample(in_planes: int, out_planes: int, stride: int) -> nn.Sequential:
@@ -128,12 +128,13 @@ class ResNet3d(nn.Module):
         _init_weights(self)
 
     def forward_stages(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Stem and four stages; returns the maps of ``layer3`` and ``layer4``."""
+        """Stem and four stages; returns the map of each stage (hints may read any)."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))  # (B, 64, T/2, H/4, W/4)
-        x = self.layer2(self.layer1(x))
-        layer3 = self.layer3(x)
+        layer1 = self.layer1(x)
+        layer2 = self.layer2(layer1)
+        layer3 = self.layer3(layer2)
         layer4 = self.layer4(layer3)  # (B, F, T/16, H/32, W/32)
-        return {"layer3": layer3, "layer4": layer4}
+        return {"layer1": layer1, "layer2": layer2, "layer3": layer3, "layer4": layer4}
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The last convolutional map (B, F, t, h, w), used by class activation maps."""

@@ -11,9 +11,21 @@ from mars_action.errors import MarsError
 from mars_action.models import CheckpointMeta, build_model, load_checkpoint
 from mars_action.models.registry import canonical_name
 from mars_action.training.config import ExperimentConfig
+from mars_action.training.distill import (
+    cached_statistics,
+    load_teacher,
+    statistics_path,
+    teacher_statistics,
+)
 from mars_action.training.distributed import Process
 from mars_action.training.engine import Engine, amp_dtype, make_scaler
-from mars_action.training.losses import Objective, Phase, StreamLoss, Student, load_teacher
+from mars_action.training.losses import (
+    Objective,
+    Phase,
+    StreamLoss,
+    Student,
+    distill_spec,
+)
 from mars_action.training.optim import (
     build_optimizer,
     build_scheduler,
@@ -54,11 +66,35 @@ def prepare(model: nn.Module, config: ExperimentConfig, process: Process) -> nn.
 
 
 def build_teacher(config: ExperimentConfig, student: nn.Module, process: Process) -> nn.Module:
-    teacher = load_teacher(config.distill.teacher, student, config.distill.feature,
+    teacher = load_teacher(config.distill.teacher, student, distill_spec(config.distill),
                            process.device, scaled_vectors=config.data.scale_flow_vectors)
     if config.model.channels_last:
         teacher = teacher.to(memory_format=torch.channels_last_3d)
     return teacher
+
+
+def teacher_stats(config: ExperimentConfig, phases: list[Phase], teacher: nn.Module,
+                  loader, process: Process) -> dict | None:
+    """The teacher's per-dimension statistics on the training clips, when ``normalize:
+    standardize`` needs them: computed once, cached beside the teacher for every student
+    of the same training set (the cache key holds the data settings)."""
+    keys = tuple(dict.fromkeys(k for p in phases for k in p.objective.distill.standardized))
+    if not keys:
+        return None
+    data = config.data
+    data_key = {k: getattr(data, k) for k in ("format", "root", "annotations", "frame_root",
+                                              "fold", "val_fraction", "seed", "clip_len",
+                                              "crop_size", "flow_scale", "scale_flow_vectors")}
+    if process.distributed:
+        raise MarsError("distill.normalize standardize: compute the statistics on one process "
+                        "first (a single-process run writes the cache beside the teacher)")
+
+    def flows():
+        for batch in loader:
+            yield batch["flow"].to(process.device)
+
+    path = statistics_path(config.distill.teacher, keys, data_key)
+    return cached_statistics(path, lambda: teacher_statistics(teacher, flows(), keys))
 
 
 def make_meta(config: ExperimentConfig, class_names: list[str]) -> CheckpointMeta:
@@ -90,11 +126,17 @@ def build_engine(
     teacher: nn.Module | None,
     config: ExperimentConfig,
     process: Process,
+    *,
+    stats: dict | None = None,
+    adapters: nn.ModuleDict | None = None,
 ) -> tuple[Engine, object, list[str]]:
     """The engine and scheduler of one phase, and the model's frozen children.
 
     Freezing happens before the DDP wrap: DDP registers gradient hooks for the
     parameters that require gradients when it is built, so each phase wraps anew.
+    ``stats``: the teacher statistics of ``normalize: standardize``; ``adapters``:
+    modules applied to the student's compared outputs (``distill.apply_adapters``),
+    trained in a second parameter group with the same settings, never saved in the model.
     """
     trainable = trainable_children(config.model.ft_begin_index, phase.trainable)
     frozen = freeze_except(model, trainable)
@@ -102,15 +144,18 @@ def build_engine(
     optimizer = build_optimizer(
         model, phase.lr, optim.momentum, optim.dampening, optim.weight_decay, optim.nesterov
     )
+    if adapters is not None and phase.objective.uses_teacher:
+        optimizer.add_param_group({"params": list(adapters.parameters())})
     scheduler = build_scheduler(optimizer, config.schedule, phase.end_epoch - phase.first_epoch)
-    student = Student(model, phase.objective)
+    student = Student(model, phase.objective, adapters)
     if process.distributed:
         device_ids = [process.device] if process.device.type == "cuda" else None
         student = DistributedDataParallel(student, device_ids=device_ids)
     dtype = amp_dtype(config.train.amp, process.device)
     engine = Engine(
         student=student,
-        loss=StreamLoss(phase.objective, teacher if phase.objective.alpha else None),
+        loss=StreamLoss(phase.objective, teacher if phase.objective.uses_teacher else None,
+                        stats),
         optimizer=optimizer,
         scaler=make_scaler(dtype, process.device),
         process=process,
@@ -122,10 +167,10 @@ def build_engine(
 
 
 def needs_teacher(phases: list[Phase]) -> bool:
-    return any(p.objective.alpha for p in phases)
+    return any(p.objective.uses_teacher for p in phases)
 
 
 def modalities(objectives: list[Objective]) -> tuple[str, ...]:
     """The clips the data must provide: each input, plus flow when a teacher reads it."""
-    keys = {o.input for o in objectives} | {"flow" for o in objectives if o.alpha}
+    keys = {o.input for o in objectives} | {"flow" for o in objectives if o.uses_teacher}
     return tuple(m for m in ("rgb", "flow") if m in keys)

@@ -24,6 +24,7 @@ from pathlib import Path
 from mars_action.config import load_config, to_dict
 from mars_action.errors import MarsError
 from mars_action.models import FEATURE_NAMES
+from mars_action.training.distill import MAP_LAYERS, NORMALIZERS
 
 STREAMS = ("rgb", "flow", "mars", "mers")
 RECIPES = ("paper", "released")
@@ -93,13 +94,19 @@ class ScheduleConfig:
 
 @dataclass
 class DistillConfig:
-    """The frozen Flow teacher of MARS and MERS."""
+    """The frozen Flow teacher of MARS and MERS and what the student learns from it
+    (the terms: ``mars_action.training.distill``). Defaults: the paper's MSE alone."""
 
     teacher: str | None = None  # a Flow checkpoint (ours or a released Flow_*.pth)
-    alpha: float = 50.0
-    feature: str = "pooled"  # pooled | layer4 | layer3 | logits (section 5.3 ablation)
-    pool_maps: bool = True  # layer3/layer4: compare pooled vectors (else the whole maps)
-    hint: str | None = None  # layer3 | layer4: their whole maps compared too (FitNets hint)
+    alpha: float = 50.0  # weight of the feature MSE (0: no feature MSE)
+    feature: str = "pooled"  # pooled | layer1..layer4 | logits (section 5.3 ablation)
+    pool_maps: bool = True  # layerN: compare pooled vectors (else the whole maps)
+    hint: str | None = None  # layer1..layer4: its whole maps compared too (FitNets hint)
+    hints: dict = field(default_factory=dict)  # {layerN: weight}: more hints, inside alpha
+    normalize: str = "none"  # none | standardize (teacher train-set stats) | l2
+    kd: float = 0.0  # weight of T^2 KL(teacher || student) of logits (Hinton 2015)
+    temperature: float = 4.0
+    attention: dict = field(default_factory=dict)  # {layerN: weight}: attention transfer
 
 
 @dataclass
@@ -230,9 +237,7 @@ def check(config: ExperimentConfig) -> None:
     _one_of("train.amp", config.train.amp, AMP_MODES)
     _one_of("mers.variant", config.mers.variant, MERS_VARIANTS)
     _check_ranges(config)
-    _one_of("distill.feature", config.distill.feature, FEATURE_NAMES)
-    if config.distill.hint is not None:
-        _one_of("distill.hint", config.distill.hint, ("layer3", "layer4"))
+    _check_terms(config.distill)
     if config.model.frozen_bn is not None:
         _one_of("model.frozen_bn", config.model.frozen_bn, ("freeze", "update"))
     if not 0 <= config.model.ft_begin_index <= 5:
@@ -249,9 +254,36 @@ def check(config: ExperimentConfig) -> None:
         _check_distillation(config)
 
 
+def _check_terms(distill: DistillConfig) -> None:
+    """The ``distill.*`` terms: known names, weights that are numbers >= 0."""
+    _one_of("distill.feature", distill.feature, FEATURE_NAMES)
+    _one_of("distill.normalize", distill.normalize, NORMALIZERS)
+    if distill.hint is not None:
+        _one_of("distill.hint", distill.hint, MAP_LAYERS)
+    for key in ("hints", "attention"):
+        weights = getattr(distill, key)
+        if not isinstance(weights, dict):
+            raise MarsError(f"distill.{key}: expected a mapping layer -> weight, got {weights!r}")
+        for layer, weight in weights.items():
+            _one_of(f"distill.{key}", layer, MAP_LAYERS)
+            _non_negative(f"distill.{key}.{layer}", weight)
+    _non_negative("distill.alpha", distill.alpha)
+    _non_negative("distill.kd", distill.kd)
+    if not (isinstance(distill.temperature, float) and distill.temperature > 0):
+        raise MarsError(f"distill.temperature: must be > 0, got {distill.temperature!r}")
+
+
+def _non_negative(key: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise MarsError(f"{key}: must be a number >= 0, got {value!r}")
+
+
 def _check_distillation(config: ExperimentConfig) -> None:
     if not config.distill.teacher:
         raise MarsError(f"stream {config.stream}: distill.teacher (a Flow checkpoint) is required")
+    distill = config.distill
+    if not (distill.alpha or distill.kd or any(distill.attention.values())):
+        raise MarsError("distill: alpha, kd and attention are all 0; no teacher term is left")
     if config.stream != "mers":
         return
     if config.distill.feature not in ("pooled", "layer4") or not config.distill.pool_maps:

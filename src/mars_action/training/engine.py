@@ -21,7 +21,7 @@ from mars_action.errors import MarsError
 from mars_action.training.distributed import Process, all_reduce_sum, any_process
 from mars_action.training.losses import StreamLoss
 
-PARTS = ("loss", "ce", "mse", "alpha_mse")
+PARTS = ("loss", "ce", "mse", "alpha_mse", "kd", "at")
 
 
 class NonFiniteLoss(MarsError):

@@ -1,38 +1,28 @@
-"""What each stream optimises: cross-entropy, the MARS/MERS feature loss, the MERS phases.
+"""What each stream optimises: cross-entropy, the teacher terms, the MERS phases.
 
 - ``rgb`` / ``flow``: cross-entropy on the stream's own input.
-- ``mars``: CE + alpha * MSE(student feature, teacher feature) through the whole
-  network (paper eq. 2). The MSE is a mean over batch and feature dims, as the
-  released code's ``nn.MSELoss``; alpha 50 balances it with CE (Fig. 4c).
+- ``mars``: CE + the teacher terms of ``distill.*`` through the whole network; by
+  default alpha * MSE(student feature, teacher feature) (paper eq. 2). The terms
+  themselves live in :mod:`mars_action.training.distill`.
 - ``mers`` ``sequential`` (the paper, section 3.1): phase ``mimic`` trains all but
-  the classifier with alpha * MSE; phase ``classify`` trains only the classifier
-  with CE on the frozen, mimicked features.
-- ``mers`` ``joint`` (the released code): every step, alpha * MSE reaches all
+  the classifier with the teacher terms only; phase ``classify`` trains only the
+  classifier with CE on the frozen, mimicked features.
+- ``mers`` ``joint`` (the released code): every step, the teacher terms reach all
   layers and CE reaches only the classifier. The released code ran a second
   forward for the CE; here the classifier reads the detached pooled feature of
   the same forward, which gives the same gradients without the second pass (and
   without a second BatchNorm statistics update).
-
-An optional *hint* (FitNets' name, Romero et al. 2015) adds alpha * MSE between the
-whole ``layer3``/``layer4`` maps of student and teacher to the feature MSE. The pooled
-feature alone gives a small network trained from scratch so little signal that it
-collapses onto the teacher's mean feature; the maps tell it where the motion is.
-
-The teacher is a trained Flow network, frozen: eval mode, no gradients, and its
-forward runs under ``torch.no_grad()`` so no graph is kept (the released code
-kept one, wasting memory).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mars_action.errors import MarsError
-from mars_action.models import load_checkpoint
+from mars_action.training.distill import Distiller, DistillSpec, apply_adapters
 
 
 @dataclass(frozen=True)
@@ -42,26 +32,18 @@ class Objective:
     Attributes:
         input: the batch key the student reads, ``rgb`` or ``flow``.
         ce: whether cross-entropy is in the loss (else it is only logged).
-        alpha: weight of the feature MSE against the teacher; 0 means no teacher.
-        feature: which output is compared (``pooled``, ``layer4``, ``layer3``, ``logits``).
-        pool_maps: compare ``layer3``/``layer4`` maps as pooled vectors.
-        hint: ``layer3`` or ``layer4``, whose whole maps are compared too (None: none).
+        distill: the teacher terms (none by default).
         detach_classifier: CE reaches only the classifier (MERS ``joint``).
     """
 
     input: str
     ce: bool = True
-    alpha: float = 0.0
-    feature: str = "pooled"
-    pool_maps: bool = True
-    hint: str | None = None
+    distill: DistillSpec = field(default_factory=DistillSpec)
     detach_classifier: bool = False
 
     @property
-    def compared(self) -> tuple[tuple[str, bool], ...]:
-        """(output name, pooled?) of every output compared with the teacher."""
-        hint = ((self.hint, False),) if self.hint else ()
-        return ((self.feature, self.pool_maps), *hint)
+    def uses_teacher(self) -> bool:
+        return self.distill.uses_teacher
 
 
 @dataclass(frozen=True)
@@ -80,25 +62,35 @@ class Phase:
     lr: float
 
 
+def distill_spec(distill) -> DistillSpec:
+    """The teacher terms of a ``DistillConfig`` (``hint`` is a ``hints`` entry of weight 1)."""
+    hints = dict(distill.hints)
+    if distill.hint:
+        hints.setdefault(distill.hint, 1.0)
+    return DistillSpec(
+        alpha=distill.alpha, feature=distill.feature, pool_maps=distill.pool_maps,
+        normalize=distill.normalize, hints=_weights(hints), kd=distill.kd,
+        temperature=distill.temperature, attention=_weights(distill.attention),
+    )
+
+
+def _weights(weights: dict) -> tuple[tuple[str, float], ...]:
+    return tuple((layer, float(w)) for layer, w in weights.items() if w)
+
+
 def plan_phases(config) -> list[Phase]:
     """The phases of an ``ExperimentConfig`` (resolved): one, or two for sequential MERS."""
     epochs, lr = config.schedule.epochs, config.optim.lr
-    distill = config.distill
     if config.stream in ("rgb", "flow"):
         return [Phase("train", 0, epochs, Objective(config.stream), "all", lr)]
-    mse = Objective(
-        "rgb", alpha=distill.alpha, feature=distill.feature, pool_maps=distill.pool_maps,
-        hint=distill.hint,
-    )
+    spec = distill_spec(config.distill)
     if config.stream == "mars":
-        return [Phase("train", 0, epochs, mse, "all", lr)]
+        return [Phase("train", 0, epochs, Objective("rgb", distill=spec), "all", lr)]
     if config.mers.variant == "joint":
-        joint = Objective("rgb", alpha=distill.alpha, feature="pooled", hint=distill.hint,
-                          detach_classifier=True)
+        joint = Objective("rgb", distill=replace(spec, feature="pooled"), detach_classifier=True)
         return [Phase("train", 0, epochs, joint, "all", lr)]
     split = epochs - config.mers.classifier_epochs
-    mimic = Objective("rgb", ce=False, alpha=distill.alpha, feature=distill.feature,
-                      hint=distill.hint)
+    mimic = Objective("rgb", ce=False, distill=spec)
     classify = Objective("rgb")
     classifier_lr = config.mers.classifier_lr or lr
     return [
@@ -108,118 +100,66 @@ def plan_phases(config) -> list[Phase]:
 
 
 class Student(nn.Module):
-    """The trained network as DDP sees it: ``forward`` returns (logits, distilled outputs).
+    """The trained network as DDP sees it: ``forward`` returns (logits, named outputs).
 
-    DDP only synchronises through ``forward``, so the feature the loss needs must
-    come out of it rather than from a side call to ``forward_with_features``.
+    DDP only synchronises through ``forward``, so the outputs the teacher terms
+    compare must come out of it rather than from a side call. ``adapters`` (an
+    ``nn.ModuleDict`` keyed by output name, or None) map outputs before they are
+    compared; they train with the student and are not part of ``model``.
     """
 
-    def __init__(self, model: nn.Module, objective: Objective):
+    def __init__(self, model: nn.Module, objective: Objective,
+                 adapters: nn.ModuleDict | None = None):
         super().__init__()
         self.model = model
         self.objective = objective
+        self.adapters = adapters
 
     def forward(
         self, clips: torch.Tensor
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
-        stages = self.model.forward_stages(clips)  # layer3, layer4 maps
-        pooled = self.model.forward_head(stages["layer4"], pre_logits=True)  # (B, F)
-        head_input = pooled.detach() if self.objective.detach_classifier else pooled
-        logits = self.model.fc(head_input)  # (B, K)
-        if not self.objective.alpha:
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
+        spec, detach = self.objective.distill, self.objective.detach_classifier
+        names = spec.outputs if spec.uses_teacher else ()
+        logits, outputs = self.model.forward_with_features(
+            clips, tuple(dict.fromkeys((*names, "pooled")))
+        )
+        if detach:
+            logits = self.model.get_classifier()(outputs["pooled"].detach())  # (B, K)
+            outputs["logits"] = logits
+        if not spec.uses_teacher:
             return logits, None
-        outputs = {**stages, "pooled": pooled, "logits": logits}
-        compared = self.objective.compared
-        return logits, tuple(_as_target(outputs[name], pool) for name, pool in compared)
+        return logits, apply_adapters({n: outputs[n] for n in names}, self.adapters)
 
 
 class StreamLoss(nn.Module):
-    """The loss of an objective, as a dict of named parts: ``loss``, ``ce``, ``mse``, ``alpha_mse``.
+    """The loss of an objective, as a dict of named parts: ``loss``, ``ce`` and the
+    teacher's (``mse``, ``alpha_mse``, ``kd``, ``at``; see ``Distiller``).
 
     ``loss`` is what is backpropagated; the other parts are detached, for logging.
     """
 
-    def __init__(self, objective: Objective, teacher: nn.Module | None = None):
+    def __init__(self, objective: Objective, teacher: nn.Module | None = None,
+                 stats: dict | None = None):
         super().__init__()
-        if objective.alpha and teacher is None:
-            raise ValueError("an objective with alpha > 0 needs a teacher")
+        if objective.uses_teacher and teacher is None:
+            raise ValueError("an objective with teacher terms needs a teacher")
         self.objective = objective
-        self.teacher = freeze(teacher) if objective.alpha else None
+        self.distiller = (Distiller(objective.distill, teacher, stats)
+                          if objective.uses_teacher else None)
 
-    def train(self, mode: bool = True) -> StreamLoss:
-        """Whatever mode the loop sets, the teacher stays in eval mode (fixed BN statistics)."""
-        super().train(mode)
-        if self.teacher is not None:
-            self.teacher.eval()
-        return self
+    @property
+    def teacher(self) -> nn.Module | None:
+        return None if self.distiller is None else self.distiller.teacher
 
     def forward(
-        self, logits: torch.Tensor, features: tuple[torch.Tensor, ...] | None, batch: dict
+        self, logits: torch.Tensor, outputs: dict[str, torch.Tensor] | None, batch: dict
     ) -> dict[str, torch.Tensor]:
         ce = F.cross_entropy(logits.float(), batch["label"])
         parts = {"ce": ce.detach()}
         loss = ce if self.objective.ce else None
-        if self.teacher is not None:
-            targets = self.teacher_features(batch["flow"])  # (B, F) vectors or maps
-            mse = sum(  # each a mean over batch x features, as nn.MSELoss
-                F.mse_loss(mine.float(), target.float())
-                for mine, target in zip(features, targets, strict=True)
-            )
-            weighted = self.objective.alpha * mse
-            parts.update(mse=mse.detach(), alpha_mse=weighted.detach())
+        if self.distiller is not None:
+            parts.update(self.distiller(outputs, batch["flow"]))
+            weighted = parts.pop("distill")
             loss = weighted if loss is None else loss + weighted
         parts["loss"] = loss
         return parts
-
-    @torch.no_grad()
-    def teacher_features(self, flow: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """The frozen Flow network's outputs for the flow clip of the same samples."""
-        compared = self.objective.compared
-        _, outputs = self.teacher.forward_with_features(flow, tuple(n for n, _ in compared))
-        return tuple(_as_target(outputs[name], pool) for name, pool in compared)
-
-
-def _as_target(value: torch.Tensor, pool_maps: bool) -> torch.Tensor:
-    """A (B, C, t, h, w) map as the (B, C) vector of its means, when asked to pool."""
-    if value.dim() == 5 and pool_maps:
-        return F.adaptive_avg_pool3d(value, 1).flatten(1)
-    return value
-
-
-def freeze(model: nn.Module) -> nn.Module:
-    """Eval mode and no gradients: a module that only ever supplies targets."""
-    model.eval()
-    model.requires_grad_(False)
-    return model
-
-
-def load_teacher(
-    path: str,
-    student: nn.Module,
-    feature: str,
-    device: torch.device | str = "cpu",
-    scaled_vectors: bool | None = None,
-) -> nn.Module:
-    """A Flow checkpoint as a frozen teacher whose ``feature`` has the student's shape.
-
-    ``scaled_vectors``: whether the flow clips it will see have their vectors scaled on
-    resize (``data.scale_flow_vectors``); refused when the teacher learned otherwise.
-    """
-    teacher, meta = load_checkpoint(path, expect_modality="flow", device=device)
-    if scaled_vectors is not None and scaled_vectors != meta.flow_vectors_scaled:
-        raise MarsError(
-            f"{path}: the teacher was trained with flow vectors "
-            f"{'scaled' if meta.flow_vectors_scaled else 'unscaled'} on resize; set "
-            f"data.scale_flow_vectors={str(meta.flow_vectors_scaled).lower()} to feed it the same"
-        )
-    if feature == "logits" and meta.num_classes != student.num_classes:
-        raise MarsError(
-            f"{path}: the teacher has {meta.num_classes} classes, the student "
-            f"{student.num_classes}; logits can only be distilled between equal class sets"
-        )
-    if teacher.num_features != student.num_features:
-        raise MarsError(
-            f"{path}: teacher {meta.arch} has {teacher.num_features} features, the student "
-            f"{student.num_features}; distillation needs the same architecture width"
-        )
-    return freeze(teacher)

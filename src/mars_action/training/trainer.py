@@ -183,14 +183,15 @@ def _loader(dataset: Dataset, config: ExperimentConfig, process, train: bool):
 
 def _run_phases(run: Run, training: dict[str, Any] | None) -> None:
     phases = plan_phases(run.config)
-    teacher = None
+    teacher = stats = None
     if build.needs_teacher(phases):
         teacher = build.build_teacher(run.config, run.model, run.process)
+        stats = build.teacher_stats(run.config, phases, teacher, run.train_loader, run.process)
     for phase in phases:
         if run.state.epoch >= phase.end_epoch:
             continue
         engine, scheduler, frozen = build.build_engine(
-            phase, run.model, teacher, run.config, run.process
+            phase, run.model, teacher, run.config, run.process, stats=stats
         )
         if training is not None and training.get("phase") == phase.name:
             _restore(engine, scheduler, training)

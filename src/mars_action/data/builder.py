@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -64,6 +65,8 @@ def load_annotations(
     if format not in FORMATS:
         raise MarsError(f"unknown dataset format {format!r}; choose from {', '.join(FORMATS)}")
     source = _annotation_path(format, root, annotations)
+    if not source.exists():
+        raise MarsError(f"{source}: annotation file or folder not found ({format} dataset)")
     parsed = FORMATS[format](source, fold)
     if root is not None and format not in ("sthsth-v1", "folder"):
         parsed = resolve_videos(parsed, root)
@@ -71,6 +74,37 @@ def load_annotations(
         return val_from_test(parsed)
     group_of = ucf101_group if format == "ucf101" else None
     return hold_out_val(parsed, val_fraction, seed, group_of)
+
+
+def data_problems(annotations: Annotations) -> list[str]:
+    """What a run on ``annotations`` should hear about: videos not found, untrained classes.
+
+    Class indices always come from the annotation's full class list, so a class
+    with no training video still has its index (its logit is simply never
+    trained): worth a warning, or an error when the user asks for strictness.
+    """
+    problems = []
+    if annotations.missing:
+        first = ", ".join(record.path for record in annotations.missing[:3])
+        problems.append(f"{len(annotations.missing)} annotated video(s) not found ({first} ...)")
+    trained = {record.label for record in annotations.split("train")}
+    absent = [name for i, name in enumerate(annotations.class_names) if i not in trained]
+    if absent:
+        more = " ..." if len(absent) > 5 else ""
+        problems.append(
+            f"{len(absent)} class(es) with no training video ({', '.join(absent[:5])}{more})"
+        )
+    return problems
+
+
+def check_data(annotations: Annotations, strict: bool = False) -> list[str]:
+    """Warn on stderr about :func:`data_problems`, or raise them with ``strict``; returns them."""
+    problems = data_problems(annotations)
+    if problems and strict:
+        raise MarsError(f"{annotations.format} dataset: {'; '.join(problems)} (strict)")
+    for problem in problems:
+        print(f"warning: {annotations.format} dataset: {problem}", file=sys.stderr)
+    return problems
 
 
 def _annotation_path(format: str, root: str | Path | None, annotations: str | Path | None) -> Path:

@@ -32,11 +32,19 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--all", action="store_true", help="list every class, missing video and frame problem"
     )
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="check every done folder of the frame store against what its marker records",
+    )
+    parser.add_argument(
+        "--strict", action="store_true", help="classes without training videos exit 1 too"
+    )
     parser.set_defaults(handler=run_summary)
 
 
 def run_summary(args: argparse.Namespace) -> int:
-    from mars_action.data.builder import default_paths, load_annotations
+    from mars_action.data.builder import data_problems, default_paths, load_annotations
     from mars_action.data.records import SPLITS
     from mars_action.data.sources import FrameStoreSource, parse_modality
     from mars_action.video.framestore import FLOW_PREFIX
@@ -66,7 +74,25 @@ def run_summary(args: argparse.Namespace) -> int:
         if len(problems) > len(problems[:limit]):
             print(f"  ... and {len(problems) - len(problems[:limit])} more (--all lists them)")
         failed = failed or bool(problems)
+    if args.verify and frame_root is not None:
+        failed = _verify(frame_root, limit) or failed
     empty = [name for name, count in annotations.counts().items() if name in SPLITS and not count]
     if empty:
         print(f"warning: no videos in split(s) {', '.join(empty)}")
-    return 1 if failed else 0
+    absent = [p for p in data_problems(annotations) if "no training video" in p]
+    for problem in absent:
+        print(f"{'error' if args.strict else 'warning'}: {problem}")
+    return 1 if failed or (absent and args.strict) else 0
+
+
+def _verify(frame_root, limit: int | None) -> bool:
+    """Print what ``--verify`` finds (every marker against its record); True if any is bad."""
+    from mars_action.video.framestore import verify_store
+
+    checked, problems = verify_store(frame_root)
+    print(f"verify: {checked} done markers checked, {len(problems)} not matching their record")
+    for problem in problems[:limit]:
+        print(f"  bad: {problem}")
+    if len(problems) > len(problems[:limit]):
+        print(f"  ... and {len(problems) - len(problems[:limit])} more (--all lists them)")
+    return bool(problems)

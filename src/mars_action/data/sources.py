@@ -144,6 +144,12 @@ class FrameStoreSource:
         """(usable frames, problem or "")."""
         if not folder.is_dir():
             return 0, "frame folder not found"
+        markers = [framestore.DONE] if "rgb" in self.modalities else []
+        markers += [f"{self.flow_prefix}done"] if "flow" in self.modalities else []
+        for marker in markers:  # a set marked done must hold what its record says
+            problem = framestore.done_problem(folder, marker)
+            if problem:
+                return 0, problem.removeprefix(f"{folder}: ")
         rgb = framestore.frame_count(folder) if "rgb" in self.modalities else 0
         flow = framestore.flow_count(folder, self.flow_prefix) if "flow" in self.modalities else 0
         if self.modalities == ("rgb",):

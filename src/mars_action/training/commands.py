@@ -34,6 +34,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         help="start N processes with torchrun, one per GPU (without CUDA: N CPU processes)",
     )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="annotated videos not found or classes without training videos are errors "
+        "(default: warnings)",
+    )
     parser.set_defaults(handler=_train)
 
 
@@ -42,6 +48,8 @@ def _train(args: argparse.Namespace) -> int:
     from mars_action.training.distributed import launch
     from mars_action.training.trainer import train
 
+    if args.strict:  # kept in the run's config.yaml like any other setting
+        args.overrides = [*args.overrides, "data.strict=true"]
     config = load_experiment(args.config, args.overrides)
     run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / config.name
     if args.gpus and args.gpus > 1 and "LOCAL_RANK" not in os.environ:

@@ -57,6 +57,7 @@ class DataConfig:
     fps: float = 25.0  # when decoding RGB from video files
     short_side: int = 256
     on_missing: str = "error"  # empty or missing frame folders: error | skip
+    strict: bool = False  # missing videos or classes without train videos: error, not warning
     batch_size: int = 32
     num_workers: int = 4
 
@@ -198,6 +199,7 @@ RESUMABLE_CHANGES = (
     "train.threads",
     "train.device",
     "train.save_every_steps",
+    "data.strict",
 )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch.utils.data import Dataset
 
 from mars_action.data import load_annotations, make_dataset
+from mars_action.data.builder import check_data
 from mars_action.training.config import DataConfig
 
 
@@ -23,6 +24,7 @@ def build_datasets(data: DataConfig, modalities: tuple[str, ...]) -> tuple[Datas
         seed=data.seed,
         use_test_as_val=data.use_test_as_val,
     )
+    check_data(annotations, data.strict)
     common = {
         "modality": "+".join(modalities),
         "clip_len": data.clip_len,

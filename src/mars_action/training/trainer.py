@@ -104,10 +104,10 @@ def train(
 
 
 def _train(config, run_dir, process, resume, train_set, val_set, class_names) -> RunSummary:
-    training = _prepare_folder(config, run_dir, resume, process)
-    if train_set is None:
+    if train_set is None:  # data problems are reported before the run folder is made
         needed = build.modalities([p.objective for p in plan_phases(config)])
         train_set, val_set = build_datasets(config.data, needed)
+    training = _prepare_folder(config, run_dir, resume, process)
     class_names = list(class_names or train_set.class_names)
     torch.manual_seed(config.train.seed)  # the same initial weights on every run
     model = build.prepare(build.build_student(config, len(class_names)), config, process)

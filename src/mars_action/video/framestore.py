@@ -200,7 +200,7 @@ def encode_jpeg(image: np.ndarray, quality: int = DEFAULT_QUALITY) -> bytes:
 
 def write_jpegs_atomic(
     video_dir: str | Path,
-    images: Iterable[tuple[str, np.ndarray]],
+    images: Iterable[tuple[str, np.ndarray | bytes]],
     quality: int = DEFAULT_QUALITY,
     marker: str = DONE,
     record: Callable[[int], dict[str, Any]] | None = None,
@@ -216,7 +216,8 @@ def write_jpegs_atomic(
 
     Args:
         video_dir: the video's folder, ``<root>/<class>/<video>``.
-        images: ``(file name, uint8 image)`` pairs; RGB (H, W, 3) or gray (H, W).
+        images: ``(file name, uint8 image)`` pairs; RGB (H, W, 3) or gray (H, W),
+            or JPEG bytes already encoded (written as they are).
         quality: JPEG quality, 0-100.
         marker: the file that says the set is complete (see :func:`write_done`).
         record: what the marker records, from the number of images written
@@ -232,7 +233,8 @@ def write_jpegs_atomic(
     try:
         count = 0
         for name, image in images:
-            (tmp / name).write_bytes(encode_jpeg(image, quality))
+            data = image if isinstance(image, bytes) else encode_jpeg(image, quality)
+            (tmp / name).write_bytes(data)
             count += 1
         content = record(count) if record else _default_record(marker, count)
         _move_into_place(tmp, video_dir, marker, content)
@@ -259,11 +261,13 @@ def _move_into_place(tmp: Path, video_dir: Path, marker: str, record: dict[str, 
 
 def write_frames(
     video_dir: str | Path,
-    frames: Iterable[np.ndarray],
+    frames: Iterable[np.ndarray | bytes],
     quality: int = DEFAULT_QUALITY,
     marker: str = DONE,
 ) -> int:
-    """Write RGB frames (H, W, 3) uint8 as ``00001.jpg ...`` atomically; returns the count.
+    """Write RGB frames (H, W, 3) uint8 (or JPEG bytes) as ``00001.jpg ...`` atomically.
+
+    Returns the count.
 
     Holds the video's claim (a concurrent writer of the same folder is refused with
     :class:`~mars_action.video.claim.ClaimedElsewhere`). Stale RGB frames of an
@@ -347,6 +351,25 @@ def done_problem(video_dir: str | Path, marker: str = DONE) -> str:
     if found != expected:
         return f"{video_dir}: marked {marker} with {expected} {what}, holds {found}"
     return ""
+
+
+def verify_store(root: str | Path) -> tuple[int, list[str]]:
+    """Check every marker (``done``, ``<prefix>done``) of a store against its record.
+
+    Returns:
+        (markers checked, one ``"<folder>: <reason>"`` per set that does not hold
+        what its marker says). Old empty markers pass: they record nothing.
+    """
+    checked, problems = 0, []
+    for video_dir in list_video_dirs(root):
+        with os.scandir(video_dir) as entries:
+            markers = sorted(e.name for e in entries if e.name.endswith(DONE) and e.is_file())
+        for marker in markers:
+            checked += 1
+            problem = done_problem(video_dir, marker)
+            if problem:
+                problems.append(problem)
+    return checked, problems
 
 
 def list_video_dirs(root: str | Path) -> list[Path]:

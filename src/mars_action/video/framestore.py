@@ -221,8 +221,8 @@ def write_jpegs_atomic(
         quality: JPEG quality, 0-100.
         marker: the file that says the set is complete (see :func:`write_done`).
         record: what the marker records, from the number of images written
-            (default ``{"frames": n}`` for ``done``, else ``{"files": n}``); it may
-            raise to refuse the set, which then never reaches ``video_dir``.
+            (default ``{"files": n}``, which :func:`done_problem` cannot check);
+            it may raise to refuse the set, which then never reaches ``video_dir``.
 
     Returns:
         The number of images written.
@@ -236,16 +236,12 @@ def write_jpegs_atomic(
             data = image if isinstance(image, bytes) else encode_jpeg(image, quality)
             (tmp / name).write_bytes(data)
             count += 1
-        content = record(count) if record else _default_record(marker, count)
+        content = record(count) if record else {"files": count}
         _move_into_place(tmp, video_dir, marker, content)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return count
-
-
-def _default_record(marker: str, count: int) -> dict[str, int]:
-    return {"frames": count} if marker == DONE else {"files": count}
 
 
 def _move_into_place(tmp: Path, video_dir: Path, marker: str, record: dict[str, Any]) -> None:
@@ -281,7 +277,11 @@ def write_frames(
                 if _RGB_NAME.match(path.name):
                     path.unlink()
         named = ((rgb_name(i), frame) for i, frame in enumerate(frames))
-        return write_jpegs_atomic(video_dir, named, quality, marker)
+        return write_jpegs_atomic(video_dir, named, quality, marker, _frames_record)
+
+
+def _frames_record(count: int) -> dict[str, int]:
+    return {"frames": count}
 
 
 def is_done(video_dir: str | Path, marker: str = DONE) -> bool:

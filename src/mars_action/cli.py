@@ -69,6 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"mars {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as error:  # disk full, permission denied: the user's to fix, one line
+        if error.strerror is None:
+            raise
+        from mars_action.files import describe_os_error
+
+        print(f"mars {args.command}: error: {describe_os_error(error)}", file=sys.stderr)
+        return 2
     return int(code or 0)
 
 

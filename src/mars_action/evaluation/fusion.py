@@ -16,6 +16,7 @@ import numpy as np
 from mars_action.errors import MarsError
 from mars_action.evaluation.metrics import summarize
 from mars_action.evaluation.scores import VideoScores, class_list_difference
+from mars_action.evaluation.transfer import transfer_rows
 
 STREAM_TITLES = {"rgb": "RGB", "flow": "Flow", "mers": "MERS", "mars": "MARS"}
 
@@ -151,7 +152,16 @@ def stream_table(streams: dict[str, VideoScores]) -> list[dict[str, Any] | None]
     rows += [_row(combo, streams) for combo in extra]
     while rows and rows[-1] is None:
         rows.pop()
+    _add_transfer(rows)
     return rows
+
+
+def _add_transfer(rows: list[dict[str, Any] | None]) -> None:
+    """MARS and MERS rows get ``transfer`` (and ``transfer_vs_control`` with the RGB
+    control): how much of Flow's lead over RGB the student kept."""
+    single = {row["streams"][0]: row for row in rows if row and len(row["streams"]) == 1}
+    for stream, values in transfer_rows({k: r["top1"] for k, r in single.items()}).items():
+        single[stream].update(values)
 
 
 def _row(combo: tuple[str, ...], streams: dict[str, VideoScores]) -> dict[str, Any]:
@@ -163,6 +173,9 @@ def _row(combo: tuple[str, ...], streams: dict[str, VideoScores]) -> dict[str, A
 def format_table(rows: Sequence[dict[str, Any] | None], title: str = "") -> str:
     """Plain-text table in the paper's layout (accuracies in percent)."""
     header = f"{'Stream':<16}{'Top-1':>8}{'Top-5':>8}{'Mean class':>12}{'Videos':>8}"
+    extra = [(key, label) for key, label in TRANSFER_COLUMNS
+             if any(row and key in row for row in rows)]
+    header += "".join(f"{label:>{len(label) + 2}}" for _, label in extra)
     lines = [title] if title else []
     lines += [header, "-" * len(header)]
     for row in rows:
@@ -172,5 +185,17 @@ def format_table(rows: Sequence[dict[str, Any] | None], title: str = "") -> str:
         lines.append(
             f"{row['name']:<16}{row['top1']:>8.1f}{row['top5']:>8.1f}"
             f"{row['mean_class_accuracy']:>12.1f}{row['num_videos']:>8d}"
+            + "".join(f"{_ratio(row.get(key)):>{len(label) + 2}}" for key, label in extra)
         )
+    if extra:
+        lines.append("Transfer = (stream - RGB) / (Flow - RGB); vs control: RGB trained as "
+                     "long as the student in place of RGB")
     return "\n".join(lines)
+
+
+# Columns a table shows when a MARS or MERS row has them (``_add_transfer``).
+TRANSFER_COLUMNS = (("transfer", "Transfer"), ("transfer_vs_control", "vs control"))
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"

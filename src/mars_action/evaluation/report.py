@@ -19,7 +19,7 @@ from pathlib import Path
 
 from mars_action.errors import MarsError
 from mars_action.evaluation.curves import curve_series, plot_curves, read_metrics
-from mars_action.evaluation.fusion import stream_table, streams_by_name
+from mars_action.evaluation.fusion import TRANSFER_COLUMNS, stream_table, streams_by_name
 from mars_action.evaluation.metrics import summarize
 from mars_action.evaluation.scores import VideoScores, find_score_files, load_scores
 from mars_action.files import write_atomic
@@ -97,9 +97,11 @@ def _table1_of(results: Sequence[VideoScores], paths: Sequence[Path], static: bo
         table = stream_table(streams)
     except MarsError as error:
         return f"<h2>Streams and fusions</h2><p class='note'>{html.escape(str(error))}</p>"
+    columns = COLUMNS + tuple((key, label) for key, label in TRANSFER_COLUMNS
+                              if any(row and key in row for row in table))
     rows = [None if row is None else [html.escape(row["name"])]
-            + [_number(row.get(key)) for key, _ in COLUMNS] for row in table]
-    header = ["Stream"] + [label for _, label in COLUMNS]
+            + [_number(row.get(key)) for key, _ in columns] for row in table]
+    header = ["Stream"] + [label for _, label in columns]
     clips = ", static clips" if static else ""
     return (f"<h2>Streams and fusions (Table 1 layout, equal weights{clips})</h2>\n"
             + _table(header, rows))

@@ -46,6 +46,14 @@ def register(subparsers) -> None:
         default=None,
         help="JPEG quality 1-100 (default 95, close to ffmpeg -q:v 2)",
     )
+    parser.add_argument(
+        "--preset",
+        choices=("mars", "released"),
+        default="mars",
+        help="'released': the authors' `ffmpeg -i V -r 25 -q:v 2 -vf scale=-1:256` frames "
+        "(same frames, resize and JPEG; needs no ffmpeg program; fixes fps, size and "
+        "quality); 'mars' (default): --fps, --short-side and --quality as given",
+    )
     parser.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     parser.add_argument(
         "--threads",
@@ -70,6 +78,10 @@ def run_frames(args: argparse.Namespace) -> int:
     index, count = shard = parse_shard(args.shard)
     if args.fps < 0 or args.short_side < 0:
         raise MarsError("--fps and --short-side must be positive (or 0 to keep the video's)")
+    if args.preset == "released" and (
+        args.quality is not None or (args.fps, args.short_side) != (25, 256)
+    ):
+        raise MarsError("--preset released: fps 25, short side 256 and -q:v 2 are the command's")
     args.quality = DEFAULT_QUALITY if args.quality is None else args.quality
     if not 1 <= args.quality <= 100:
         raise MarsError(f"--quality {args.quality}: must be 1-100")
@@ -89,6 +101,7 @@ def run_frames(args: argparse.Namespace) -> int:
         threads=args.threads,
         shard=shard,
         report_path=report,
+        preset=args.preset,
     )
     print(summary.format(), file=sys.stderr if summary.failures else sys.stdout)
     print(f"report: {report.with_suffix('.json')} (and .csv)")

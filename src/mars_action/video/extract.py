@@ -14,7 +14,12 @@ from mars_action.video import framestore
 from mars_action.video.batch import BatchSummary, SkipItem, run_batch
 from mars_action.video.claim import claim
 from mars_action.video.decode import iter_frames
+from mars_action.video.released import iter_released_jpegs
 
+RELEASED = "released"
+# Frame recipes: ours (nearest frame on the grid, OpenCV resize and JPEG) and the
+# released code's ffmpeg command, reproduced frame for frame.
+PRESETS = ("mars", RELEASED)
 # Files in class folders that are certainly not videos (FFmpeg reads nearly anything
 # else, so other names are tried and fail with a reason if they are not videos).
 NOT_VIDEO = frozenset(
@@ -106,9 +111,13 @@ def extract_video(
     short_side: int | None = 256,
     quality: int = framestore.DEFAULT_QUALITY,
     threads: int = 0,
+    preset: str = "mars",
 ) -> dict[str, int]:
     """Decode one video into its frame folder (atomic, ``done`` last); returns figures.
 
+    ``preset`` ``"released"`` writes the frames of the released code's ``ffmpeg -r 25
+    -q:v 2`` command (:mod:`mars_action.video.released`; ``fps``, ``short_side`` and
+    ``quality`` are then those of the command); ``"mars"`` uses them as given.
     ``cpu_seconds`` is the CPU time of this process (every thread: decoder threads
     included) spent on the video; against the wall time it shows how many cores
     one video keeps busy.
@@ -118,7 +127,12 @@ def extract_video(
     with claim(out, framestore.DONE):
         if framestore.is_done(out):
             raise SkipItem(f"{out}: done by another run meanwhile")
-        frames = (frame for _, frame in iter_frames(item.path, fps, short_side, threads=threads))
+        if preset == RELEASED:
+            frames = iter_released_jpegs(item.path, threads=threads)
+        else:
+            frames = (
+                frame for _, frame in iter_frames(item.path, fps, short_side, threads=threads)
+            )
         count = framestore.write_frames(out, frames, quality)
     return {"frames": count, "cpu_seconds": round(time.process_time() - cpu_start, 4)}
 
@@ -134,8 +148,11 @@ def extract_frames(
     threads: int | None = None,
     shard: tuple[int, int] = (0, 1),
     report_path: str | Path | None = None,
+    preset: str = "mars",
 ) -> BatchSummary:
     """Extract every video of ``source`` (see :func:`find_videos`) into ``out_root``.
+
+    ``preset`` as for :func:`extract_video` (one of :data:`PRESETS`).
 
     Resumable: videos whose folder has ``done`` are skipped. ``workers`` processes
     (default: one per core) each decode with ``threads`` threads (default: their
@@ -151,6 +168,7 @@ def extract_frames(
         short_side=short_side,
         quality=quality,
         threads=threads,
+        preset=preset,
     )
     skip = functools.partial(_is_extracted, out_root)
     return run_batch(

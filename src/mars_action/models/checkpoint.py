@@ -20,7 +20,7 @@ from torch import nn
 
 from mars_action.data.transforms import FLOW_CENTER, RGB_MEAN
 from mars_action.errors import MarsError
-from mars_action.files import temp_beside
+from mars_action.files import describe_os_error, temp_beside
 from mars_action.models.registry import build_model, canonical_name
 
 FORMAT = "mars-action"
@@ -79,11 +79,28 @@ def save_checkpoint(
     payload["state_dict"] = state
     tmp = temp_beside(path)
     try:
-        torch.save(payload, tmp)
+        with open(tmp, "wb") as file:  # a file object: a full disk surfaces as ENOSPC
+            torch.save(payload, file)
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as error:
+        cause = _os_error(error)
+        if cause is None:
+            raise
+        kept = f"; {path.name} keeps its previous content" if path.exists() else ""
+        message = f"{describe_os_error(cause, path)} (checkpoint not written{kept})"
+        raise MarsError(message) from None
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _os_error(error: BaseException) -> OSError | None:
+    """The OS error behind ``error`` (torch wraps a failed write in a RuntimeError)."""
+    while error is not None:
+        if isinstance(error, OSError) and error.strerror:
+            return error
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def read_checkpoint(
@@ -206,15 +223,39 @@ def _meta_from_released(path: Path, raw: dict, state: dict, arch: str | None) ->
 
 def _safe_load(path: Path) -> dict[str, Any]:
     if not path.is_file():
-        raise MarsError(f"{path}: no such checkpoint file")
+        raise MarsError(_not_a_file(path))
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise MarsError(f"{path}: not a readable checkpoint ({reason[:160]})") from None
+    except OSError as error:
+        raise MarsError(f"cannot read checkpoint {describe_os_error(error, path)}") from None
+    except pickle.UnpicklingError as error:
+        if "weights only" in str(error).lower():
+            raise MarsError(
+                f"{path}: refused: the file holds non-tensor objects (pickled Python classes "
+                "or code), and only plain weights are loaded, so that no code in it runs"
+            ) from None
+        raise MarsError(f"{path}: not a readable checkpoint ({_first_line(error)})") from None
+    except (zipfile.BadZipFile, EOFError, RuntimeError) as error:
+        raise MarsError(f"{path}: not a readable checkpoint ({_first_line(error)})") from None
     if not isinstance(raw, dict):
         raise MarsError(f"{path}: not a checkpoint (a {type(raw).__name__}, not a dict)")
     return raw
+
+
+def _not_a_file(path: Path) -> str:
+    """Why ``path`` is not a readable file, naming it: nothing there, a link loop, a folder."""
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return f"{path}: no such checkpoint file"
+    except OSError as error:
+        return describe_os_error(error, path)
+    return f"{path}: not a checkpoint file (a folder?)"
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:160] if text else type(error).__name__
 
 
 def _unwrap(model: nn.Module) -> nn.Module:

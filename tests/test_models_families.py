@@ -46,7 +46,7 @@ def test_torchvision_layouts_are_exact():
 def test_x3d_widths_and_depths_follow_the_paper():
     model = build_model("x3d_s")
     assert [len(model.layer1), len(model.layer2), len(model.layer3)] == [3, 5, 11]
-    assert len(model.layer4) == 7 + 1  # 7 blocks, then conv5
+    assert len(model.layer4) == 7 and model.conv5[0].out_channels == 432
     assert model.layer1[0].conv2.groups == 54 and model.layer4[0].conv3.out_channels == 192
     assert isinstance(model.layer1[0].se, SqueezeExcite)  # SE on every other block
     assert isinstance(model.layer1[1].se, torch.nn.Identity)

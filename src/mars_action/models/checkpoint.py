@@ -1,4 +1,5 @@
-"""Self-describing checkpoints, and loading of the released MARS ``.pth`` files.
+"""Self-describing checkpoints, and loading of the released MARS ``.pth`` files and of
+other toolkits' weights (torchvision, PyTorchVideo, Hara's 3D-ResNets).
 
 Our format is one ``torch.save`` of plain data: ``{"format", "version", "meta",
 "state_dict", ...}`` where ``meta`` is :class:`CheckpointMeta` as a dict. Every
@@ -21,6 +22,7 @@ from torch import nn
 from mars_action.data.transforms import FLOW_CENTER, RGB_MEAN
 from mars_action.errors import MarsError
 from mars_action.files import describe_os_error, temp_beside
+from mars_action.models.foreign import SOURCES, detect_source, unwrap
 from mars_action.models.registry import build_model, canonical_name
 
 FORMAT = "mars-action"
@@ -112,8 +114,7 @@ def read_checkpoint(
         meta = CheckpointMeta.from_dict(raw["meta"])
         state = raw["state_dict"]
     else:
-        state = released_filter_fn(raw.get("state_dict", raw))
-        meta = _meta_from_released(Path(path), raw, state, arch)
+        state, meta = _read_foreign(Path(path), raw, arch)
     if class_names is not None:
         if len(class_names) != meta.num_classes:
             raise MarsError(
@@ -177,39 +178,40 @@ def load_state_dict_exactly(model: nn.Module, state: dict[str, torch.Tensor], so
     model.load_state_dict(state, strict=False)
 
 
-# --- the released MARS files -------------------------------------------------------
-
-# One rule: DataParallel's prefix. Example: "module.layer1.0.conv2.weight" ->
-# "layer1.0.conv2.weight". All other names already match ResNet3d's.
-_RELEASED_RENAMES = ((re.compile(r"^module\."), ""),)
+# --- the released MARS files and other toolkits' weights -------------------------------
 
 # MARS_Kinetics_16f.pth, Flow_HMDB51_64f.pth, RGB_UCF101_16f.pth, ...
 _RELEASED_NAME = re.compile(r"^(RGB|Flow|MARS|MERS)_(.+?)_(\d+)f", re.IGNORECASE)
 
 
-def released_filter_fn(state: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """Map a released state dict to our key names."""
-    out = {}
-    for key, value in state.items():
-        for pattern, replacement in _RELEASED_RENAMES:
-            key = pattern.sub(replacement, key)
-        out[key] = value
-    return out
+def _read_foreign(
+    path: Path, raw: dict, arch: str | None
+) -> tuple[dict[str, torch.Tensor], CheckpointMeta]:
+    """Weights of the MARS release, Hara's 3D-ResNets, torchvision or PyTorchVideo, as ours.
 
-
-def _meta_from_released(path: Path, raw: dict, state: dict, arch: str | None) -> CheckpointMeta:
-    if "conv1.weight" not in state or "fc.weight" not in state:
-        raise MarsError(f"{path}: not a 3D ResNet checkpoint (no conv1.weight / fc.weight)")
-    name = arch or raw.get("arch")
+    The layout is recognised from the key names and mapped by its key table
+    (:mod:`~mars_action.models.foreign`); the architecture comes from ``arch``, the
+    file's ``arch`` entry, or the layout itself where it tells (torchvision, X3D).
+    """
+    weights = unwrap(raw)
+    try:
+        source = SOURCES[detect_source(weights)]
+    except MarsError as error:
+        raise MarsError(f"{path}: {error}") from None
+    state = source.filter_fn(weights)
+    convs = [value for value in state.values() if value.dim() == 5]
+    if not convs or "fc.weight" not in state:
+        raise MarsError(f"{path}: not a video classifier checkpoint (no conv / fc.weight)")
+    name = arch or raw.get("arch") or (source.arch(weights) if source.arch else None)
     if name is None:
         raise MarsError(f"{path}: the file names no architecture; pass arch= (--arch)")
-    in_channels = int(state["conv1.weight"].shape[1])
+    in_channels = int(convs[0].shape[1])
     meta = CheckpointMeta(
         arch=canonical_name(str(name)),
         in_channels=in_channels,
         num_classes=int(state["fc.weight"].shape[0]),
         stream="flow" if in_channels == 2 else "rgb",
-        provenance={"source": "released MARS code", "file": path.name},
+        provenance={"source": _SOURCE_NAMES[source.name], "file": path.name},
     )
     match = _RELEASED_NAME.match(path.name)
     if match:
@@ -218,7 +220,14 @@ def _meta_from_released(path: Path, raw: dict, state: dict, arch: str | None) ->
         meta.provenance["dataset"] = match.group(2)
     if "epoch" in raw:
         meta.provenance["epoch"] = int(raw["epoch"])
-    return meta
+    return state, meta
+
+
+_SOURCE_NAMES = {
+    "hara": "released MARS code",  # and Hara's 3D-ResNets, whose layout it kept
+    "torchvision": "torchvision.models.video",
+    "pytorchvideo": "PyTorchVideo",
+}
 
 
 def _safe_load(path: Path) -> dict[str, Any]:

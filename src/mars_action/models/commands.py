@@ -22,9 +22,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     info.set_defaults(handler=_model_info)
 
     convert = subparsers.add_parser(
-        "convert", help="turn a released MARS .pth into a self-describing checkpoint"
+        "convert",
+        help="turn a released MARS .pth, or torchvision / PyTorchVideo / Hara 3D-ResNets "
+        "weights, into a self-describing checkpoint",
     )
-    convert.add_argument("source", help="released file, e.g. MARS_Kinetics_16f.pth")
+    convert.add_argument("source", help="e.g. MARS_Kinetics_16f.pth, r2plus1d_18-91a641e6.pth")
     convert.add_argument("output", help="where to write our checkpoint (.pt)")
     convert.add_argument("--labels", help="class names, one per line (or 'index name')")
     convert.add_argument("--arch", help="architecture when the file names none")

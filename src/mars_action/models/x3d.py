@@ -134,8 +134,8 @@ class X3d(Backbone):
             ]
             stages.append(nn.Sequential(*blocks))
             in_ch = width
-        stages[-1].append(nn.Sequential(*conv_bn(in_ch, inner, 1), nn.ReLU(inplace=True)))
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        self.conv5 = nn.Sequential(*conv_bn(in_ch, inner, 1), nn.ReLU(inplace=True))
         self.head = nn.Linear(inner, _HEAD_WIDTH, bias=False)  # the paper's fc1 (1x1x1 conv)
         self.num_features = _HEAD_WIDTH
         self.fc = classifier(_HEAD_WIDTH, num_classes)
@@ -144,7 +144,7 @@ class X3d(Backbone):
     def forward_stages(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         x = self.layer2(self.layer1(self.stem(x)))  # (B, 48, T, H/8, W/8)
         layer3 = self.layer3(x)  # (B, 96, T, H/16, W/16)
-        layer4 = self.layer4(layer3)  # (B, 432, T, H/32, W/32): after conv5
+        layer4 = self.conv5(self.layer4(layer3))  # (B, 432, T, H/32, W/32)
         return {"layer3": layer3, "layer4": layer4}
 
     def pool(self, features: torch.Tensor) -> torch.Tensor:

@@ -16,11 +16,11 @@ from mars_action.errors import MarsError
 
 # Top-level children of ResNet3d, in forward order; those without parameters
 # (relu, maxpool, avgpool) never matter here. The other families (``models/backbone.py``)
-# name their stem ``stem``; X3D's projection of the pooled feature (``head``) trains
-# with the last stage.
+# name their stem ``stem``; X3D's last conv (``conv5``) and its projection of the pooled
+# feature (``head``) train with the last stage.
 STEM = ("conv1", "bn1", "stem")
 LAYERS = ("layer1", "layer2", "layer3", "layer4")
-NECK = ("head",)
+NECK = ("conv5", "head")
 CLASSIFIER = "fc"
 
 

@@ -15,17 +15,22 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm
 
 from mars_action.errors import MarsError
+from mars_action.progress import Progress
 from mars_action.training.distributed import Process, all_reduce_sum, any_process
 from mars_action.training.losses import StreamLoss
 
 PARTS = ("loss", "ce", "mse", "alpha_mse", "kd", "at")
 
 
+# Far beyond any trained classifier's logits (tens at most); a diverging run passes it
+# within an epoch (1e5 and more) long before its loss turns NaN.
+LOGIT_LIMIT = 1e4
+
+
 class NonFiniteLoss(MarsError):
-    """The loss became NaN or infinite; the step was not applied."""
+    """The loss became NaN or infinite, or the outputs diverged; the step was not applied."""
 
 
 @dataclass
@@ -121,11 +126,23 @@ class Meter:
         return loss / max(count, 1.0), correct / max(count, 1.0)
 
 
-def check_finite(loss: torch.Tensor, process: Process, where: str) -> None:
-    """Stop every process together if the loss of any is NaN or infinite."""
+def check_finite(
+    loss: torch.Tensor, process: Process, where: str, logits: torch.Tensor | None = None
+) -> None:
+    """Stop every process together if the loss of any is NaN or infinite, or its
+    ``logits`` pass :data:`LOGIT_LIMIT` (diverging: the next steps only get worse)."""
     value = loss.detach().float().item()
-    if any_process(not math.isfinite(value), process):
-        raise NonFiniteLoss(f"loss is {value} at {where}")
+    peak = logits.detach().abs().max().float().item() if logits is not None else 0.0
+    if any_process(not (math.isfinite(value) and peak <= LOGIT_LIMIT), process):
+        raise NonFiniteLoss(_why(value, peak, where))
+
+
+def _why(loss: float, peak: float, where: str) -> str:
+    if not math.isfinite(loss):
+        return f"loss is {loss} at {where}"
+    if peak > LOGIT_LIMIT:
+        return f"diverged at {where}: outputs reach {peak:.3g} (> {LOGIT_LIMIT:g}), loss {loss:.3g}"
+    return f"another process diverged at {where}"
 
 
 def optimizer_step(engine: Engine) -> None:
@@ -143,32 +160,35 @@ def train_one_epoch(
     on_step: Callable[[int, Meter], None] | None = None,
     meter: Meter | None = None,
     progress: bool = False,
+    epochs: int | None = None,
 ) -> tuple[dict[str, float], int]:
     """Train over ``loader``; returns the epoch's metrics and its optimizer steps so far.
 
     A resumed run passes the ``start_step`` optimizer steps already done in this
     epoch and the ``meter`` sums of those steps; ``on_step(step, meter)`` runs after
-    every optimizer step (mid-epoch checkpoints).
+    every optimizer step (mid-epoch checkpoints). ``epochs``: the run's total, shown
+    on the progress bar (``epoch 3/60``).
     """
     meter = meter or Meter(engine.process.device)
     keys, accum, process = input_keys(engine.loss), engine.grad_accum, engine.process
     engine.optimizer.zero_grad(set_to_none=True)
     step, pending, seen, started = start_step, 0, 0, time.perf_counter()
-    bar = tqdm(
-        loader,
-        desc=f"epoch {epoch + 1}",
+    bar = Progress(
+        len(loader),
+        f"epoch {epoch + 1}" + (f"/{epochs}" if epochs else ""),
+        "batch",
         leave=False,
-        dynamic_ncols=True,
         disable=not (progress and process.is_main),
+        every_fraction=1.0,  # in a log: a line every 10 s, not 20 an epoch
     )
     ddp, last = isinstance(engine.student, DistributedDataParallel), len(loader) - 1
-    for index, batch in enumerate(bar):
+    for index, batch in enumerate(loader):
         batch = to_device(batch, keys, engine)
         pending += 1
         boundary = pending == accum or index == last  # the epoch may end mid-accumulation
         with engine.student.no_sync() if ddp and not boundary else contextlib.nullcontext():
             parts, logits = forward_loss(engine, batch, engine.student)
-            check_finite(parts["loss"], process, f"epoch {epoch + 1}, step {step + 1}")
+            check_finite(parts["loss"], process, f"epoch {epoch + 1}, step {step + 1}", logits)
             engine.scaler.scale(parts["loss"] / accum).backward()
         meter.add(parts, logits, batch["label"])
         seen += batch["label"].numel() * process.world_size
@@ -177,18 +197,18 @@ def train_one_epoch(
             step, pending = step + 1, 0
             if on_step is not None:
                 on_step(step, meter)
+        bar.update()
         _show(bar, meter, seen / max(time.perf_counter() - started, 1e-9))
+    bar.close()
     clips_per_s = seen / max(time.perf_counter() - started, 1e-9)
     return {**meter.result(process), "clips_per_s": clips_per_s}, step
 
 
-def _show(bar: tqdm, meter: Meter, clips_per_s: float) -> None:
+def _show(bar: Progress, meter: Meter, clips_per_s: float) -> None:
     if bar.disable:
         return
     loss, acc = meter.running()
-    bar.set_postfix(
-        loss=f"{loss:.3f}", acc=f"{acc:.3f}", clips_s=f"{clips_per_s:.1f}", refresh=False
-    )
+    bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.3f}", clips_s=f"{clips_per_s:.1f}")
 
 
 @torch.no_grad()

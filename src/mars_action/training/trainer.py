@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 from mars_action.config import save_config
 from mars_action.errors import MarsError
 from mars_action.models.checkpoint import load_state_dict_exactly
+from mars_action.progress import Progress
 from mars_action.training import build, distributed
 from mars_action.training import state as run_state
 from mars_action.training.config import ExperimentConfig, check_resumable, resolve
@@ -61,6 +62,7 @@ class Run:
     val_loader: Any | None
     log: MetricsLog | None
     saved: str = "none"  # what last.pt holds, for the divergence message
+    bar: Progress | None = None  # epochs i/N with the ETA and the last validation accuracy
 
     @property
     def last(self) -> Path:
@@ -124,12 +126,20 @@ def _train(config, run_dir, process, resume, train_set, val_set, class_names) ->
         val_loader=_loader(val_set, config, process, train=False) if val_set else None,
         log=MetricsLog(run_dir, (training or {}).get("history", [])) if process.is_main else None,
     )
+    run.bar = Progress(
+        config.schedule.epochs,
+        f"train {config.name}",
+        "epoch",
+        initial=run.state.epoch,
+        disable=not (config.train.progress and process.is_main),
+    )
     try:
         _run_phases(run, training)
     except NonFiniteLoss as error:
         message = f"{error}; training stopped. Last good checkpoint: {run.saved}"
         raise NonFiniteLoss(message) from None
     finally:
+        run.bar.close()
         if run.log is not None:
             run.log.close()
     return _finish(run)
@@ -244,6 +254,7 @@ def _run_epoch(
         on_step=on_step,
         meter=meter,
         progress=config.train.progress,
+        epochs=config.schedule.epochs,
     )
     run.state.global_step = first_global + steps - start_step
     val = _validate(run, engine, epoch)
@@ -257,6 +268,7 @@ def _run_epoch(
         **{f"val_{k}": v for k, v in (val or {}).items() if k not in ("clips",)},
         "time_s": time.perf_counter() - started,
     }
+    check_growth(run.state.history, record)
     run.state.history.append(record)
     run.state.epoch, run.state.step = epoch + 1, 0
     if monitored:
@@ -264,6 +276,37 @@ def _run_epoch(
     _save_last(run, engine, scheduler, phase, None)
     if run.log is not None:
         run.log.append(record)
+    _show_epoch(run.bar, record)
+
+
+# A loss this many times its first epochs' is diverging, not learning.
+GROWTH_LIMIT = 1e3
+
+
+def check_growth(history: list[dict[str, Any]], record: dict[str, Any]) -> None:
+    """Stop a run whose train or validation loss grew by orders of magnitude over its
+    phase's first epochs' (the smallest of its first three), as NaN stops it: before
+    this epoch is saved, so ``last.pt`` keeps the last good one."""
+    same = [r for r in history if r.get("phase") == record.get("phase")][:3]
+    for key in ("train_loss", "val_loss"):
+        first = [r[key] for r in same if r.get(key) is not None]
+        value = record.get(key)
+        if first and value is not None and value > GROWTH_LIMIT * max(min(first), 1e-3):
+            raise NonFiniteLoss(
+                f"diverged at epoch {record['epoch']}: {key} {value:.3g} is over "
+                f"{GROWTH_LIMIT:g} times the first epochs' {min(first):.3g}"
+            )
+
+
+def _show_epoch(bar: Progress | None, record: dict[str, Any]) -> None:
+    """The epoch's losses and validation accuracy on the run's bar (or log line)."""
+    if bar is None:
+        return
+    figures = {"loss": f"{record['train_loss']:.3f}", "acc": f"{record['train_acc']:.3f}"}
+    if record.get("val_acc") is not None:
+        figures.update(val_loss=f"{record['val_loss']:.3f}", val_acc=f"{record['val_acc']:.3f}")
+    bar.set_postfix(**figures)
+    bar.update()
 
 
 def _meter(restored: dict | None, process) -> Meter:

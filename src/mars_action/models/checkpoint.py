@@ -240,8 +240,8 @@ def _safe_load(path: Path) -> dict[str, Any]:
     except pickle.UnpicklingError as error:
         if "weights only" in str(error).lower():
             raise MarsError(
-                f"{path}: refused: the file holds non-tensor objects (pickled Python classes "
-                "or code), and only plain weights are loaded, so that no code in it runs"
+                f"{path}: not a readable checkpoint: it holds non-tensor objects (pickled "
+                "Python classes or code), refused so that no code in it runs"
             ) from None
         raise MarsError(f"{path}: not a readable checkpoint ({_first_line(error)})") from None
     except (zipfile.BadZipFile, EOFError, RuntimeError) as error:

@@ -43,7 +43,7 @@ import numpy as np
 
 from mars_action.errors import MarsError
 from mars_action.evaluation.files import write_json
-from mars_action.files import write_atomic
+from mars_action.files import describe_os_error, write_atomic
 
 FORMAT = "mars-action-scores"
 VERSION = 1
@@ -158,8 +158,10 @@ def load_scores(path: str | Path) -> VideoScores:
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
-    except (OSError, ValueError) as error:
-        raise MarsError(f"{path}: not a readable score file ({error})") from None
+    except OSError as error:
+        raise MarsError(f"cannot read score file {describe_os_error(error, path)}") from None
+    except ValueError:  # numpy's text would suggest unpickling the file: never
+        raise MarsError(f"{path}: not a readable score file (not a NumPy .npz archive)") from None
     if str(arrays.get("format", "")) != FORMAT:
         raise MarsError(f"{path}: not a mars-action score file (no format={FORMAT!r})")
     if int(arrays["version"]) != VERSION:

@@ -20,6 +20,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from mars_action.errors import MarsError
+from mars_action.files import describe_os_error
 
 T = TypeVar("T")
 EPS = 1e-6  # seconds; absorbs float error of pts * time_base against the grid
@@ -186,8 +187,12 @@ def resized_size(width: int, height: int, short_side: int) -> tuple[int, int]:
 
 
 def _open(path: Path):
-    if not path.exists():
-        raise VideoError(f"{path}: no such file")
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        raise VideoError(f"{path}: no such file") from None
+    except OSError as error:  # a symbolic link loop, a folder not searchable...
+        raise VideoError(describe_os_error(error, path)) from None
     if not path.is_file():
         raise VideoError(f"{path}: not a file")
     if path.stat().st_size == 0:

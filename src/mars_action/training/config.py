@@ -18,6 +18,7 @@ run folder keeps, so a run never depends on these defaults changing.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,7 @@ RECIPES = ("paper", "released")
 SCHEDULERS = ("plateau", "step", "cosine", "constant")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 MERS_VARIANTS = ("sequential", "joint")
+SELECTIONS = ("best", "last")
 
 
 @dataclass
@@ -91,6 +93,9 @@ class ScheduleConfig:
     factor: float = 0.1
     milestones: list[int] = field(default_factory=list)  # step: epochs where lr *= factor
     min_lr: float = 0.0
+    # > 0: the length in optimizer steps; epochs become ceil(steps / steps per epoch) of
+    # the training set (a small dataset trains as long as a large one); 0: ``epochs``
+    steps: int = 0
 
 
 @dataclass
@@ -129,6 +134,7 @@ class TrainConfig:
     eval_every: int = 1  # validate every N epochs (and after the last)
     progress: bool = True
     threads: int | None = None  # torch CPU threads (None: torch's default)
+    select: str = "best"  # best.pt: best validation accuracy (best) or the last epoch (last)
 
 
 @dataclass
@@ -168,6 +174,22 @@ def resolve(config: ExperimentConfig) -> ExperimentConfig:
     if config.data.scale_flow_vectors is None:
         scaled = config.recipe != "released"
         config.data = dataclasses.replace(config.data, scale_flow_vectors=scaled)
+    return config
+
+
+def epochs_for_steps(config: ExperimentConfig, train_size: int) -> ExperimentConfig:
+    """``schedule.steps`` as whole epochs of a training set of ``train_size`` clips (a copy;
+    unchanged when ``steps`` is 0). The learning-rate schedule then spans those epochs."""
+    steps = config.schedule.steps
+    if not steps:
+        return config
+    batch = config.data.batch_size * config.train.grad_accum
+    per_epoch = max(1, math.ceil(train_size / batch))
+    epochs = max(1, math.ceil(steps / per_epoch))
+    if config.stream == "mers" and config.mers.variant == "sequential":
+        epochs = max(epochs, config.mers.classifier_epochs + 1)
+    config = dataclasses.replace(config)
+    config.schedule = dataclasses.replace(config.schedule, epochs=epochs)
     return config
 
 
@@ -238,6 +260,10 @@ def check(config: ExperimentConfig) -> None:
     _one_of("schedule.scheduler", config.schedule.scheduler, SCHEDULERS)
     _one_of("train.amp", config.train.amp, AMP_MODES)
     _one_of("mers.variant", config.mers.variant, MERS_VARIANTS)
+    _one_of("train.select", config.train.select, SELECTIONS)
+    if config.schedule.steps < 0:
+        raise MarsError(f"schedule.steps: must be 0 (use epochs) or more, got "
+                        f"{config.schedule.steps}")
     _check_ranges(config)
     _check_terms(config.distill)
     if config.model.frozen_bn is not None:
@@ -294,7 +320,9 @@ def _check_distillation(config: ExperimentConfig) -> None:
             f"(pooled, or layer4 pooled), got {config.distill.feature}"
         )
     sequential = config.mers.variant == "sequential"
-    if sequential and not 0 < config.mers.classifier_epochs < config.schedule.epochs:
+    if sequential and not config.schedule.steps and not (
+        0 < config.mers.classifier_epochs < config.schedule.epochs
+    ):
         raise MarsError(
             f"mers.classifier_epochs: {config.mers.classifier_epochs} must be between 1 and "
             f"schedule.epochs - 1 ({config.schedule.epochs - 1}) for the sequential variant"

@@ -26,7 +26,12 @@ from mars_action.models.checkpoint import load_state_dict_exactly
 from mars_action.progress import Progress
 from mars_action.training import build, distributed
 from mars_action.training import state as run_state
-from mars_action.training.config import ExperimentConfig, check_resumable, resolve
+from mars_action.training.config import (
+    ExperimentConfig,
+    check_resumable,
+    epochs_for_steps,
+    resolve,
+)
 from mars_action.training.datasets import build_datasets
 from mars_action.training.engine import Engine, Meter, NonFiniteLoss, evaluate, train_one_epoch
 from mars_action.training.loading import EpochSampler, make_loader
@@ -109,6 +114,7 @@ def _train(config, run_dir, process, resume, train_set, val_set, class_names) ->
     if train_set is None:  # data problems are reported before the run folder is made
         needed = build.modalities([p.objective for p in plan_phases(config)])
         train_set, val_set = build_datasets(config.data, needed)
+    config = epochs_for_steps(config, len(train_set))
     training = _prepare_folder(config, run_dir, resume, process)
     class_names = list(class_names or train_set.class_names)
     torch.manual_seed(config.train.seed)  # the same initial weights on every run
@@ -325,11 +331,14 @@ def _validate(run: Run, engine: Engine, epoch: int) -> dict[str, float] | None:
 
 
 def _keep_best(run: Run, phase: Phase, epoch: int, acc: float) -> None:
-    """``best.pt`` by validation accuracy (training accuracy without a validation set).
+    """``best.pt`` by validation accuracy (training accuracy without a validation set),
+    or every epoch's weights with ``train.select: last`` (a few validation videos do
+    not pick the epoch; ``best_acc`` is then the last epoch's).
 
     Epochs whose classifier is not trained (MERS ``mimic``) are never "best".
     """
-    if not phase.objective.ce or acc <= run.state.best_acc:
+    last = run.config.train.select == "last"
+    if not phase.objective.ce or (acc <= run.state.best_acc and not last):
         return
     run.state.best_acc, run.state.best_epoch = acc, epoch + 1
     if run.process.is_main:

@@ -44,6 +44,9 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
                        help="'all' non-overlapping clips (paper) or N evenly spaced clips")
     group.add_argument("--crops", type=int, default=1, choices=(1, 3),
                        help="1 centre crop (paper) or 3 crops along the longer side")
+    group.add_argument("--protocol", default="mars", choices=("mars", "released"),
+                       help="'released': frame clips as the released test scripts do "
+                       "(Scale + CenterCrop of whole frames; every clip, logits averaged)")
     group.add_argument("--aggregate", default="logits", choices=AGGREGATES,
                        help="what is averaged over clips (logits: the released code)")
     group.add_argument("--limit", type=int, help="only the first N videos (quick checks)")

@@ -55,6 +55,7 @@ def _default_out(args: argparse.Namespace) -> Path:
         f"-crops{args.crops}" if args.crops != 1 else "",
         f"-{args.aggregate}" if args.aggregate != "logits" else "",
         f"-first{args.limit}" if args.limit else "",
+        "-released" if getattr(args, "protocol", "mars") == "released" else "",
     ))
     path = Path(args.checkpoint)
     if path.parent.name == "checkpoints":

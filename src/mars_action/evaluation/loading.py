@@ -16,6 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 import yaml
 
 from mars_action.data.builder import build_dataset
@@ -25,6 +26,9 @@ from mars_action.models.checkpoint import CheckpointMeta
 
 # What a failed video read may raise: our one-line errors, file and decoding errors.
 READ_ERRORS = (MarsError, OSError, ValueError, RuntimeError)
+# How clips are framed at test time: ours, or the released test scripts' (see
+# ReleasedTestTransform); both score every non-overlapping clip and average logits.
+PROTOCOLS = ("mars", "released")
 
 
 @dataclasses.dataclass
@@ -80,14 +84,21 @@ def build_test_set(
     clips: str | int = "all",
     crops: int = 1,
     modality: str | None = None,
+    protocol: str = "mars",
 ):
     """Every clip (or ``clips`` evenly spaced ones) of each video of ``split``, for ``meta``.
 
     Clip length, crop, fps, short side and the flow scale (``1 / std`` of a Flow
     checkpoint) are the checkpoint's. With ``crops=3`` frames are only scaled (short
     side = crop size) so that :func:`mars_action.evaluation.evaluate.spatial_crops`
-    can cut three crops.
+    can cut three crops. ``protocol="released"`` frames every clip as the released
+    test scripts do (:class:`ReleasedTestTransform`); it needs every clip, one crop.
     """
+    if protocol not in PROTOCOLS:
+        raise MarsError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    if protocol == "released" and (clips != "all" or crops != 1):
+        raise MarsError("the released protocol scores every clip with one centre crop: "
+                        "drop --clips and --crops")
     flow_scale = 1.0 / meta.std[0] if meta.modality == "flow" else 1.0
     dataset = build_dataset(
         settings.format, settings.root, settings.annotations, split,
@@ -101,7 +112,44 @@ def build_test_set(
     if crops == 3:
         dataset.transform = ShortSideTransform(meta.crop_size, flow_scale,
                                                meta.flow_vectors_scaled)
+    if protocol == "released":
+        dataset.transform = ReleasedTestTransform(meta.crop_size, flow_scale)
     return dataset
+
+
+class ReleasedTestTransform:
+    """The released test scripts' framing: ``Scale(112)`` of the whole frame, ``CenterCrop(112)``.
+
+    The released ``test_single_stream.py`` / ``test_two_stream.py`` resize each
+    frame so its short side is ``size`` and its long side ``int(size * long /
+    short)`` (PIL bilinear: antialiased when shrinking), then crop the centre at
+    ``round((long - size) / 2)``; flow codes are resized like images and keep
+    frame-store pixels (no vector scaling). Our default crops the central square
+    first and resizes it, which can differ by a column and a fraction of a pixel.
+    """
+
+    def __init__(self, size: int, flow_scale: float = 1.0) -> None:
+        self.size, self.flow_scale = size, flow_scale
+
+    def __call__(self, clips: Mapping[str, np.ndarray], rng=None) -> dict[str, torch.Tensor]:
+        return {
+            modality: normalize(modality, self.frame(frames), self.flow_scale)
+            for modality, frames in clips.items()
+        }
+
+    def frame(self, frames: np.ndarray) -> np.ndarray:
+        """(T, H, W, C) uint8 -> (T, size, size, C): scale the short side, crop the centre."""
+        height, width = frames.shape[1:3]
+        if width <= height:
+            out_w, out_h = self.size, int(self.size * height / width)
+        else:
+            out_w, out_h = int(self.size * width / height), self.size
+        if (out_h, out_w) != (height, width):
+            images = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
+            images = F.interpolate(images, size=(out_h, out_w), mode="bilinear", antialias=True)
+            frames = images.permute(0, 2, 3, 1).numpy()  # (T, out_h, out_w, C)
+        top, left = round((out_h - self.size) / 2), round((out_w - self.size) / 2)
+        return frames[:, top : top + self.size, left : left + self.size]
 
 
 class ShortSideTransform:

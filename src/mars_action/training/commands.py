@@ -58,7 +58,8 @@ def _train(args: argparse.Namespace) -> int:
     summary = train(config, run_dir, resume=args.resume)
     if int(os.environ.get("RANK", "0")) == 0:
         best = (
-            f"best val acc {summary.best_val_acc:.4f} at epoch {summary.best_epoch}"
+            f"best val CLIP accuracy {summary.best_val_acc:.4f} (one centre clip a video) at "
+            f"epoch {summary.best_epoch}; VIDEO accuracy: mars eval"
             if summary.best_epoch
             else "no best epoch"
         )

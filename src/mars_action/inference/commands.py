@@ -6,6 +6,7 @@ import argparse
 import functools
 import itertools
 import json
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,7 +59,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--labels", help="class names to store, one per line")
     export.add_argument("--arch", help="architecture when a released file names none")
     export.add_argument("--video", action="append", default=[], help="real clips to check on")
-    export.add_argument("--atol", type=float, default=1e-4, help="max |exported - PyTorch|")
+    export.add_argument(
+        "--precision", choices=("fp32", "bf16", "int8"), default="fp32",
+        help="bf16 / int8 for the CPU (TorchScript): written only when its top-1 agrees with "
+        "float32 on all clips of the --video files at least --min-agreement",
+    )
+    export.add_argument(
+        "--calibrate", action="append", default=[],
+        help="a training video whose clips set int8's activation ranges (repeat: a few)",
+    )
+    export.add_argument("--min-agreement", type=float, default=0.99,
+                        help="the floor of top-1 agreement with float32 (default 0.99)")
+    export.add_argument(
+        "--atol", type=float, default=1e-4, help="absolute tolerance of |exported - PyTorch|"
+    )
+    export.add_argument(
+        "--rtol",
+        type=float,
+        default=1e-3,
+        help="relative tolerance: a logit may differ by atol + rtol * |PyTorch logit|",
+    )
     export.set_defaults(handler=_export)
 
 
@@ -127,9 +147,11 @@ def _predict(args: argparse.Namespace) -> int:
         raise MarsError(f"--batch-size {args.batch_size}: must be at least 1")
     from mars_action.inference.prediction import VideoFailure
 
+    outputs = _output_paths(args.videos, args.output) if args.output else [None] * len(args.videos)
     recognizer = _recognizer(args)
     failed = 0
-    for result in recognizer.predict_each(args.videos, args.topk, args.batch_size):
+    results = recognizer.predict_each(args.videos, args.topk, args.batch_size)
+    for result, out in zip(results, outputs, strict=True):
         if isinstance(result, VideoFailure):
             failed += 1
             print(f"mars predict: {result.reason}", file=sys.stderr)
@@ -137,7 +159,7 @@ def _predict(args: argparse.Namespace) -> int:
                 print(json.dumps(result.to_dict()), flush=True)
             continue
         print(json.dumps(result.to_dict()) if args.json else result.format_table(), flush=True)
-        if args.output and not _annotate(args, recognizer, result):
+        if out is not None and not _annotate(args, recognizer, result, out):
             failed += 1
     done = len(args.videos) - failed
     if len(args.videos) > 1 or failed:
@@ -147,12 +169,37 @@ def _predict(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _annotate(args: argparse.Namespace, recognizer: Recognizer, result: Prediction) -> bool:
+def _output_paths(videos: list[str], output: str) -> list[Path]:
+    """Where each annotated video goes, checked before any work: never over an input.
+
+    One video: ``output`` itself, unless it is a folder (an existing one, or a name
+    ending in ``/``). Several: ``<output>/<stem>.mp4``, numbered (``x-1.mp4``) where
+    two inputs share a stem or the name is one of the inputs.
+    """
+    from mars_action.files import free_name
+
+    inputs = {Path(video).resolve() for video in videos}
+    folder = Path(output)
+    if len(videos) == 1 and not output.endswith(("/", os.sep)) and not folder.is_dir():
+        if folder.resolve() in inputs:
+            raise MarsError(f"--output {output}: is the input video; choose another name")
+        return [folder]
+    if folder.exists() and not folder.is_dir():
+        raise MarsError(f"--output {output}: not a folder (several videos need one)")
+    folder.mkdir(parents=True, exist_ok=True)
+    taken, outputs = set(inputs), []
+    for video in videos:
+        out = free_name(folder / f"{Path(video).stem}.mp4", taken)
+        taken.add(out.resolve())
+        outputs.append(out)
+    return outputs
+
+
+def _annotate(
+    args: argparse.Namespace, recognizer: Recognizer, result: Prediction, out: Path
+) -> bool:
     from mars_action.inference.annotate import annotate_video
 
-    out = Path(args.output)
-    if len(args.videos) > 1 or out.is_dir():
-        out = out / f"{Path(result.source).stem}.mp4"
     try:
         annotate_video(result.source, result, out, recognizer.preprocessing, args.topk)
     except MarsError as error:
@@ -246,51 +293,80 @@ def _stream_frames(
 
 def _export(args: argparse.Namespace) -> int:
     from mars_action.inference.export import (
+        check_close,
         default_output,
         export_model,
+        failed_output,
         load_exported,
-        max_abs_difference,
         random_clips,
     )
     from mars_action.models.checkpoint import load_checkpoint, read_labels
 
+    for name in ("atol", "rtol"):
+        value = getattr(args, name)
+        if not value >= 0:  # also refuses nan
+            raise MarsError(f"--{name} {value}: must be a number >= 0")
     names = read_labels(args.labels) if args.labels else None
     model, meta = load_checkpoint(args.checkpoint, arch=args.arch, class_names=names)
+    if args.precision != "fp32":
+        return _export_reduced(args, model, meta)
     out = Path(args.out) if args.out else default_output(args.checkpoint, args.format)
-    export_model(model, meta, out, args.format)
+    unchecked = failed_output(out)  # renamed to ``out`` only once the check passes
+    export_model(model, meta, unchecked, args.format)
     checks = {"random": random_clips(meta, batch=3, seed=1)}  # batch 3: not the traced 2
     if args.video:
         checks["real"] = _real_clips(model, meta, args.video)
-    exported = load_exported(out)
+    exported = load_exported(unchecked)
     worst = 0.0
     for name, clips in checks.items():
-        diff = max_abs_difference(exported, model, clips)
-        worst = max(worst, diff)
+        diff, ratio = check_close(exported, model, clips, args.atol, args.rtol)
+        worst = max(worst, ratio)
         shape = tuple(clips.shape)
-        print(f"check {name:6s} clips {shape}: max |{args.format} - torch| = {diff:.2e}")
-    if worst > args.atol:
-        raise MarsError(
-            f"{out}: the exported model differs from PyTorch by {worst:.2e} > {args.atol:.0e} "
-            "(file kept for inspection)"
+        print(
+            f"check {name:6s} clips {shape}: {ratio:.2f} of the tolerance, "
+            f"max |{args.format} - torch| = {diff:.2e}"
         )
+    if worst > 1:
+        raise MarsError(
+            f"{out}: the exported model differs from PyTorch by {worst:.2f} times the "
+            f"tolerance (atol {args.atol:g} + rtol {args.rtol:g} * |logit|); not written "
+            f"under that name, kept as {unchecked} for inspection"
+        )
+    os.replace(unchecked, out)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {meta.arch}, dynamic batch)")
     return 0
 
 
-def _real_clips(model: torch.nn.Module, meta, videos: list[str], per_video: int = 2):
-    """(K, 3, T, S, S) normalised clips of ``videos``, preprocessed as predict does."""
-    import numpy as np
-    import torch
+def _export_reduced(args: argparse.Namespace, model: torch.nn.Module, meta) -> int:
+    """``--precision bf16|int8``: convert, check the top-1 agreement, write TorchScript."""
+    from mars_action.inference.export import default_output
+    from mars_action.inference.precision import export_reduced
 
+    option = f"--precision {args.precision}"
+    if args.format != "torchscript":
+        raise MarsError(f"{option}: written as TorchScript only (--format torchscript)")
+    if not args.video:
+        raise MarsError(f"{option}: name held-out videos with --video; the top-1 agreement "
+                        "with float32 is measured on their clips")
+    if args.precision == "int8" and not args.calibrate:
+        raise MarsError(f"{option}: name a few training videos with --calibrate")
+    default = default_output(args.checkpoint, "torchscript")
+    out = Path(args.out) if args.out else default.with_name(f"{Path(args.checkpoint).stem}."
+                                                            f"{args.precision}.torchscript.pt")
+    test = _real_clips(model, meta, args.video, per_video=None)
+    calibration = _real_clips(model, meta, args.calibrate, per_video=4) if args.calibrate else None
+    share = export_reduced(model, meta, out, args.precision, test, calibration,
+                           args.min_agreement)
+    print(f"check top-1 agreement with float32 on {len(test)} clips of {len(args.video)} "
+          f"videos: {share:.1%} (floor {args.min_agreement:.1%})")
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {meta.arch}, {args.precision})")
+    return 0
+
+
+def _real_clips(model: torch.nn.Module, meta, videos: list[str], per_video: int | None = 2):
+    """(K, 3, T, S, S) normalised clips of ``videos``, preprocessed as predict does."""
     from mars_action.inference.recognizer import Recognizer
 
     if meta.modality != "rgb":
         raise MarsError(f"--video needs an RGB-input checkpoint; this one takes {meta.modality}")
-    recognizer = Recognizer(model, meta, device="cpu", optimize=False)
-    clips = [
-        clip.frames
-        for video in videos
-        for clip in itertools.islice(recognizer.iter_clips(video), per_video)
-    ]
-    with torch.inference_mode():
-        return recognizer.preprocessing.normalize(torch.from_numpy(np.stack(clips)))
+    return Recognizer(model, meta, device="cpu", optimize=False).clips_of(videos, per_video)

@@ -37,6 +37,17 @@ def default_output(checkpoint: str | Path, fmt: str) -> Path:
     return path.with_name(path.stem + _SUFFIX[fmt])
 
 
+def failed_output(out: str | Path) -> Path:
+    """Where an export that has not passed its check lives: ``best.onnx`` -> ``best.failed.onnx``.
+
+    Never the requested name, so nothing loads an unverified file by mistake.
+    """
+    out = Path(out)
+    suffix = next((s for s in _SUFFIX.values() if out.name.endswith(s)), out.suffix)
+    base = out.name[: len(out.name) - len(suffix)] if suffix else out.name
+    return out.with_name(f"{base}.failed{suffix}")
+
+
 def random_clips(meta: CheckpointMeta, batch: int, seed: int = 0) -> torch.Tensor:
     """(B, C, T, S, S) normalised clips of uniform 0-255 pixels (or flow codes)."""
     generator = torch.Generator().manual_seed(seed)
@@ -181,6 +192,29 @@ def load_exported(
         return torch.from_numpy(session.run([OUTPUT_NAME], feed)[0])
 
     return run_onnx
+
+
+def check_close(
+    exported: Callable[[torch.Tensor], torch.Tensor],
+    model: nn.Module,
+    clips: torch.Tensor,
+    atol: float,
+    rtol: float,
+) -> tuple[float, float]:
+    """(max |exported - PyTorch|, worst ratio of a difference to ``atol + rtol * |PyTorch|``).
+
+    The check passes when the ratio is at most 1: the tolerance scales with the
+    logits, so a model with large outputs is not failed for float rounding alone.
+    """
+    with torch.inference_mode():
+        reference = model.eval().cpu()(clips.cpu()).numpy()
+        logits = exported(clips).cpu().numpy()
+    if logits.shape != reference.shape:
+        raise RuntimeError(f"exported output shape {logits.shape}, expected {reference.shape}")
+    difference = np.abs(logits - reference)
+    allowed = atol + rtol * np.abs(reference)
+    ratio = float((difference / np.maximum(allowed, 1e-30)).max())
+    return float(difference.max()), ratio
 
 
 def max_abs_difference(

@@ -155,7 +155,8 @@ def test_list_input_shards_and_resume(tmp_path):
     assert [os.path.basename(m["item"]) for m in missing] == ["missing.mp4"]
     assert "no such file" in missing[0]["reason"]
     # Everything done is skipped on the next run; only the missing file fails again.
-    assert main(["frames", str(listing), str(out), "--report", str(tmp_path / "r.json")]) == 1
+    again = ["frames", str(listing), str(out), "--short-side", "32"]
+    assert main([*again, "--report", str(tmp_path / "r.json")]) == 1
     statuses = [i["status"] for i in report_items(tmp_path / "r.json").values()]
     assert sorted(statuses) == ["failed"] + ["skipped"] * 6
 

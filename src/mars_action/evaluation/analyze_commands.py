@@ -200,7 +200,7 @@ def _alpha_sweep(args: argparse.Namespace) -> int:
 
 
 def _curves(args: argparse.Namespace) -> int:
-    from mars_action.evaluation.curves import curve_series, plot_curves, read_metrics
+    from mars_action.evaluation.curves import curve_series, plot_curves, read_metrics, run_title
     from mars_action.evaluation.files import write_json
 
     out = Path(args.out)
@@ -208,7 +208,7 @@ def _curves(args: argparse.Namespace) -> int:
         series = curve_series(read_metrics(run))
         name = run.resolve().name
         write_json(out / f"curves_{name}.json", series)
-        plot_curves(series, out / f"curves_{name}.png", title=name)
+        plot_curves(series, out / f"curves_{name}.png", title=run_title(run))
         print(f"wrote {out}/curves_{name}.png ({len(series['epoch'])} epochs)")
     return 0
 

@@ -12,7 +12,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from mars_action.errors import MarsError
+from mars_action.evaluation.fusion import stream_title
 from mars_action.evaluation.plots import new_figure, save_figure
 
 LOSS_SERIES = (("train_ce", "Cross entropy loss"), ("train_alpha_mse", "α × MSE loss"))
@@ -37,6 +40,17 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     if not records:
         raise MarsError(f"{path}: no epochs recorded yet")
     return records
+
+
+def run_title(run_dir: str | Path) -> str:
+    """``MARS stream: <run>``: which stream a run trained (its ``config.yaml``), and its name."""
+    run_dir = Path(run_dir).resolve()
+    try:
+        config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        config = {}
+    stream = config.get("stream") if isinstance(config, dict) else None
+    return f"{stream_title([stream])} stream: {run_dir.name}" if stream else run_dir.name
 
 
 def curve_series(records: list[dict[str, Any]]) -> dict[str, list]:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mars_action.errors import MarsError
-from mars_action.evaluation.curves import curve_series, plot_curves, read_metrics
+from mars_action.evaluation.curves import curve_series, plot_curves, read_metrics, run_title
 from mars_action.evaluation.fusion import TRANSFER_COLUMNS, stream_table, streams_by_name
 from mars_action.evaluation.metrics import summarize
 from mars_action.evaluation.scores import VideoScores, find_score_files, load_scores
@@ -89,9 +89,15 @@ def _table1_section(results: Sequence[VideoScores], paths: Sequence[Path]) -> st
 
 
 def _table1_of(results: Sequence[VideoScores], paths: Sequence[Path], static: bool) -> str:
-    names = [r.stream for r in results]
-    if len(set(names)) < 2 or len(set(names)) < len(names):
+    """The table of the first score file of each stream (``mars report runs analysis/static``
+    gives two of each: the runs' and the analysis's normal clips); the others are named."""
+    first: dict[str, tuple[VideoScores, Path]] = {}
+    for result, path in zip(results, paths, strict=True):
+        first.setdefault(result.stream, (result, path))
+    if len(first) < 2:
         return ""  # one stream, or several runs of one
+    unused = [str(p) for r, p in zip(results, paths, strict=True) if first[r.stream][1] != p]
+    results, paths = [r for r, _ in first.values()], [p for _, p in first.values()]
     try:
         streams = streams_by_name(results, [str(p) for p in paths], [None] * len(results))
         table = stream_table(streams)
@@ -103,16 +109,19 @@ def _table1_of(results: Sequence[VideoScores], paths: Sequence[Path], static: bo
             + [_number(row.get(key)) for key, _ in columns] for row in table]
     header = ["Stream"] + [label for _, label in columns]
     clips = ", static clips" if static else ""
+    note = (f"<p>One score file per stream: {html.escape(', '.join(map(str, paths)))}; "
+            f"not in this table: {html.escape(', '.join(unused))}</p>" if unused else "")
     return (f"<h2>Streams and fusions (Table 1 layout, equal weights{clips})</h2>\n"
-            + _table(header, rows))
+            + note + _table(header, rows))
 
 
 def _run_section(run: Path) -> str:
     records = read_metrics(run)
     last = records[-1]
     with tempfile.TemporaryDirectory() as tmp:
-        png = plot_curves(curve_series(records), Path(tmp) / "curves.png", title=run.name)
-        image = _img(png.read_bytes(), f"curves of {run.name}")
+        title = run_title(run)
+        png = plot_curves(curve_series(records), Path(tmp) / "curves.png", title=title)
+        image = _img(png.read_bytes(), f"curves of {title}")
     keys = [k for k in ("epoch", "train_loss", "train_ce", "train_alpha_mse", "train_acc",
                         "val_loss", "val_acc") if k in last]
     table = _table(keys, [[_number(last[k]) for k in keys]])

@@ -54,12 +54,14 @@ def static_summary(pairs: dict[str, tuple[VideoScores, VideoScores]]) -> dict[st
             "normal_mean_class_accuracy": a["mean_class_accuracy"],
             "static_mean_class_accuracy": b["mean_class_accuracy"],
             "num_videos": a["num_videos"],
+            "chance_top1": 100.0 / max(len(normal.class_names), 1),
         }
     return table
 
 
 def plot_static(table: dict[str, dict], path: str) -> None:
-    """Grouped bars: accuracy on normal and on static clips, one group per stream."""
+    """Grouped bars: accuracy on normal and on static clips, one group per stream, each
+    bar labelled with its value, and the chance level (a static Flow clip sits on it)."""
     figure = new_figure(1.6 + 1.2 * len(table), 3.6)
     axes = figure.add_subplot()
     names = list(table)
@@ -69,8 +71,12 @@ def plot_static(table: dict[str, dict], path: str) -> None:
     colors = [stream_color(n, i) for i, n in enumerate(names)]
     axes.bar(x - 0.2, normal, 0.4, color=colors, label="normal clips")
     axes.bar(x + 0.2, static, 0.4, color=colors, alpha=0.45, hatch="//", label="static clips")
-    for xi, value in zip(x + 0.2, static, strict=True):
+    for xi, value in [*zip(x - 0.2, normal, strict=True), *zip(x + 0.2, static, strict=True)]:
         axes.annotate(f"{value:.1f}%", (xi, value), ha="center", va="bottom", fontsize=8)
+    chance = max((row.get("chance_top1", 0.0) for row in table.values()), default=0.0)
+    if chance:
+        axes.axhline(chance, color="#555", linestyle=":", linewidth=1,
+                     label=f"chance ({chance:.1f}%)")
     axes.set_xticks(x, [stream_title([n]) for n in names])
     axes.margins(y=0.12)  # room for the labels above the bars
     axes.set_ylabel("Top-1 accuracy (%)")

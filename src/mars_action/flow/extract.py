@@ -19,7 +19,7 @@ flow goes to ``<out>/<class>/<video>/``. Either way:
 from __future__ import annotations
 
 import functools
-import os
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,11 +28,13 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from mars_action import threads
 from mars_action.errors import MarsError
 from mars_action.flow.methods import check_method, compute_flow
 from mars_action.flow.mpeg import iter_mpeg_flow
-from mars_action.flow.quantize import quantize
-from mars_action.video import framestore
+from mars_action.flow.quantize import BOUND, quantize
+from mars_action.progress import duration
+from mars_action.video import framestore, store
 from mars_action.video.batch import BatchSummary, SkipItem, run_batch
 from mars_action.video.claim import claim
 from mars_action.video.decode import iter_frames
@@ -78,17 +80,22 @@ def extract_flow(
     """
     check_method(job.method)
     source = Path(source)
-    workers = workers or (1 if job.device != "cpu" else os.cpu_count() or 1)
+    workers = workers or (1 if job.device != "cpu" else threads.free_cores())
     if is_frame_store(source):
         if out_root is not None:
             raise MarsError(f"{source}: a frame store gets its flow beside the frames; drop --out")
+        store.record(source, flow_settings(job, from_videos=False), flow_prefix=job.prefix)
         items: list = framestore.list_video_dirs(source)
+        forecast = tvl1_forecast(items, job, workers)
+        if forecast:
+            print(forecast, file=sys.stderr, flush=True)
         run = functools.partial(flow_from_frame_dir, job=job)
         skip = functools.partial(_is_done, job.marker)
         key = _store_key
     else:
         if out_root is None:
             raise MarsError(f"{source}: not a frame store; flow from videos needs --out OUT_DIR")
+        store.record(out_root, flow_settings(job, from_videos=True), flow_prefix=job.prefix)
         items = find_videos(source)
         run = functools.partial(flow_from_video, out_root=Path(out_root), job=job)
         skip = functools.partial(_video_done, Path(out_root), job.marker)
@@ -105,6 +112,47 @@ def extract_flow(
     )
 
 
+def flow_settings(job: FlowJob, from_videos: bool) -> dict:
+    """What ``store.json`` records of a flow extraction (from videos: the frame grid too)."""
+    settings = {"method": job.method, "bound": BOUND, "quantize": job.quantize,
+                "quality": job.quality}
+    if job.method == "tvl1-torch":
+        settings["preset"] = job.preset
+    if from_videos:
+        settings.update(fps=job.fps, short_side=job.short_side)
+    return settings
+
+
+# OpenCV TV-L1 on one core of the reference machine: 0.85 pairs/s at 256x340
+# (benchmarks/results/flow.json); its cost grows with the pixels.
+TVL1_PIXELS_PER_S = 0.85 * 256 * 340
+FORECAST_FROM_S = 600.0  # warn before a flow extraction longer than this
+
+
+def tvl1_forecast(video_dirs: list[Path], job: FlowJob, workers: int) -> str | None:
+    """A warning with the expected time when OpenCV TV-L1 on these frames will take long.
+
+    At the frame store's usual 256 px, TV-L1 costs about a second a pair on a core:
+    CPU-hours for even a small dataset, which a user should know before starting.
+    """
+    if job.method != "tvl1":
+        return None
+    todo = [d for d in video_dirs if not framestore.is_done(d, job.marker)]
+    pairs = sum(max(framestore.frame_count(d) - 1, 0) for d in todo)
+    first = next((d for d in todo if framestore.frame_count(d)), None)
+    if first is None:
+        return None
+    height, width = cv2.imread(str(first / framestore.rgb_name(0))).shape[:2]
+    seconds = pairs * height * width / TVL1_PIXELS_PER_S / max(workers, 1)
+    if seconds < FORECAST_FROM_S:
+        return None
+    rate = TVL1_PIXELS_PER_S / height / width
+    return (f"mars flow: TV-L1 on {pairs} frame pairs of {height}x{width} px will take about "
+            f"{duration(seconds)} on {workers} process(es) (~{rate:.2g} pairs/s a core). "
+            f"Smaller frames (mars frames --short-side 128: ~4x faster) or --method farneback "
+            f"(~100x) try things quickly")
+
+
 def is_frame_store(source: Path) -> bool:
     """Whether ``source`` is ``<root>/<class>/<video>/`` folders of frames (not videos)."""
     if not source.is_dir():
@@ -117,10 +165,19 @@ def is_frame_store(source: Path) -> bool:
 
 
 def flow_from_frame_dir(video_dir: Path, job: FlowJob) -> dict[str, int]:
-    """Flow of one frame-store video folder, written beside its frames."""
+    """Flow of one frame-store video folder, written beside its frames.
+
+    Frames with a ``done`` marker must hold what it records; frames without one
+    (shipped by the dataset, e.g. Something-Something's) must be numbered without
+    a gap, so a half-copied folder is refused rather than given shifted flow.
+    """
     video_dir = Path(video_dir)
-    if not framestore.is_done(video_dir):
-        raise MarsError(f"{video_dir}: RGB frames incomplete (no 'done'); run mars frames first")
+    if framestore.is_done(video_dir):
+        problem = framestore.done_problem(video_dir)
+    else:
+        problem = framestore.numbering_problem(video_dir)
+    if problem:
+        raise MarsError(problem)
     count = framestore.frame_count(video_dir)
     if count < 2:
         raise MarsError(f"{video_dir}: {count} frame(s), flow needs at least 2")

@@ -26,6 +26,7 @@ from mars_action.config import load_config, to_dict
 from mars_action.errors import MarsError
 from mars_action.models import FEATURE_NAMES
 from mars_action.training.distill import MAP_LAYERS, NORMALIZERS
+from mars_action.video import store
 
 STREAMS = ("rgb", "flow", "mars", "mers")
 RECIPES = ("paper", "released")
@@ -56,8 +57,10 @@ class DataConfig:
     flow_scale: float = 1.0  # flow input = (code - 127.5) * flow_scale
     # flow x crop_size / crop side; None: the recipe's (paper: true, released code: false)
     scale_flow_vectors: bool | None = None
-    fps: float = 25.0  # when decoding RGB from video files
-    short_side: int = 256
+    # The frame grid: None takes the frame store's (its store.json; a value that differs
+    # is an error), else 25 fps and 256 px (decoding video files). Checkpoints record it.
+    fps: float | None = None
+    short_side: int | None = None
     on_missing: str = "error"  # empty or missing frame folders: error | skip
     strict: bool = False  # missing videos or classes without train videos: error, not warning
     batch_size: int = 32
@@ -171,6 +174,7 @@ def resolve(config: ExperimentConfig) -> ExperimentConfig:
     if config.model.frozen_bn is None:
         frozen_bn = "update" if config.recipe == "released" else "freeze"
         config.model = dataclasses.replace(config.model, frozen_bn=frozen_bn)
+    config.data = frame_grid(config.data)
     if config.data.scale_flow_vectors is None:
         scaled = config.recipe != "released"
         config.data = dataclasses.replace(config.data, scale_flow_vectors=scaled)
@@ -191,6 +195,31 @@ def epochs_for_steps(config: ExperimentConfig, train_size: int) -> ExperimentCon
     config = dataclasses.replace(config)
     config.schedule = dataclasses.replace(config.schedule, epochs=epochs)
     return config
+
+
+FRAME_GRID_DEFAULTS = {"fps": 25.0, "short_side": 256}
+
+
+def frame_grid(data: DataConfig) -> DataConfig:
+    """``data.fps`` and ``data.short_side`` filled in (a copy): the frame store's when it
+    recorded them, so the checkpoint says how its frames were made (``predict`` and
+    ``stream`` make theirs the same way), else the config's, else 25 fps and 256 px.
+
+    Raises:
+        MarsError: the config names a value the store's frames were not made with.
+    """
+    recorded = store.frame_grid(data.frame_root) if data.frame_root else {}
+    values = {}
+    for key, default in FRAME_GRID_DEFAULTS.items():
+        given, made = getattr(data, key), recorded.get(key)
+        if made is not None and given is not None and float(given) != float(made):
+            raise MarsError(
+                f"data.{key}={given} contradicts the frame store {data.frame_root}: its frames "
+                f"were made at {key} {made} ({store.STORE_FILE}); drop data.{key} or set it "
+                f"to {made}"
+            )
+        values[key] = made if made is not None else given if given is not None else default
+    return dataclasses.replace(data, **values)
 
 
 def recipe_defaults(config: ExperimentConfig) -> dict[str, float]:

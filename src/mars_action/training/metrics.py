@@ -47,8 +47,9 @@ def _tensorboard(folder: Path):
     return SummaryWriter(str(folder))
 
 
-def plot_curves(history: list[dict[str, Any]], path: Path) -> Path | None:
-    """Loss parts (left) and accuracy (right) per epoch, as in Fig. 4c of the paper."""
+def plot_curves(history: list[dict[str, Any]], path: Path, title: str = "") -> Path | None:
+    """Loss parts (left) and accuracy (right) per epoch, as in Fig. 4c of the paper;
+    ``title`` names the stream and run (several runs' figures side by side look alike)."""
     if not history:
         return None
     import matplotlib
@@ -76,6 +77,8 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> Path | None:
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.legend(loc="best")
         axis.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

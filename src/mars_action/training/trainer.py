@@ -372,7 +372,8 @@ def _save_last(run: Run, engine: Engine, scheduler, phase: Phase, meter: Meter |
 
 def _finish(run: Run) -> RunSummary:
     if run.process.is_main:
-        plot_curves(run.state.history, run.run_dir / "curves.png")
+        title = f"{run.config.stream.upper()} stream: {run.run_dir.resolve().name}"
+        plot_curves(run.state.history, run.run_dir / "curves.png", title)
     best = run.state.best_epoch if run.state.best_epoch > 0 else None
     return RunSummary(
         run_dir=run.run_dir,

@@ -8,9 +8,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from mars_action import threads as thread_policy
 from mars_action.errors import MarsError
 from mars_action.files import confined
-from mars_action.video import framestore
+from mars_action.video import framestore, store
 from mars_action.video.batch import BatchSummary, SkipItem, run_batch
 from mars_action.video.claim import claim
 from mars_action.video.decode import iter_frames
@@ -159,7 +160,8 @@ def extract_frames(
     share of the cores, so N workers do not start N x cores threads).
     """
     items = find_videos(source)
-    workers = workers or os.cpu_count() or 1
+    store.record(out_root, frame_settings(fps, short_side, quality, preset))
+    workers = workers or thread_policy.free_cores()
     threads = threads or decoder_threads(workers)
     job = functools.partial(
         extract_video,
@@ -177,8 +179,17 @@ def extract_frames(
 
 
 def decoder_threads(workers: int, cores: int | None = None) -> int:
-    """Decoder threads per worker: the worker's share of the cores, at least one."""
-    return max(1, (cores or os.cpu_count() or 1) // workers)
+    """Decoder threads per worker: the worker's share of the (free) cores, at least one."""
+    return thread_policy.per_worker(workers, cores)
+
+
+def frame_settings(
+    fps: float | None, short_side: int | None, quality: int, preset: str = "mars"
+) -> dict:
+    """What ``store.json`` records of a frame extraction (None: the video's own)."""
+    if preset == RELEASED:  # the command's, whatever was passed
+        return {"preset": preset, "fps": 25.0, "short_side": 256, "quality": "ffmpeg -q:v 2"}
+    return {"preset": preset, "fps": fps, "short_side": short_side, "quality": quality}
 
 
 def _is_extracted(out_root: str | Path, item: VideoItem) -> bool:

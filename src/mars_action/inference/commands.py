@@ -60,6 +60,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--arch", help="architecture when a released file names none")
     export.add_argument("--video", action="append", default=[], help="real clips to check on")
     export.add_argument(
+        "--precision", choices=("fp32", "bf16", "int8"), default="fp32",
+        help="bf16 / int8 for the CPU (TorchScript): written only when its top-1 agrees with "
+        "float32 on all clips of the --video files at least --min-agreement",
+    )
+    export.add_argument(
+        "--calibrate", action="append", default=[],
+        help="a training video whose clips set int8's activation ranges (repeat: a few)",
+    )
+    export.add_argument("--min-agreement", type=float, default=0.99,
+                        help="the floor of top-1 agreement with float32 (default 0.99)")
+    export.add_argument(
         "--atol", type=float, default=1e-4, help="absolute tolerance of |exported - PyTorch|"
     )
     export.add_argument(
@@ -297,6 +308,8 @@ def _export(args: argparse.Namespace) -> int:
             raise MarsError(f"--{name} {value}: must be a number >= 0")
     names = read_labels(args.labels) if args.labels else None
     model, meta = load_checkpoint(args.checkpoint, arch=args.arch, class_names=names)
+    if args.precision != "fp32":
+        return _export_reduced(args, model, meta)
     out = Path(args.out) if args.out else default_output(args.checkpoint, args.format)
     unchecked = failed_output(out)  # renamed to ``out`` only once the check passes
     export_model(model, meta, unchecked, args.format)
@@ -324,20 +337,36 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _real_clips(model: torch.nn.Module, meta, videos: list[str], per_video: int = 2):
-    """(K, 3, T, S, S) normalised clips of ``videos``, preprocessed as predict does."""
-    import numpy as np
-    import torch
+def _export_reduced(args: argparse.Namespace, model: torch.nn.Module, meta) -> int:
+    """``--precision bf16|int8``: convert, check the top-1 agreement, write TorchScript."""
+    from mars_action.inference.export import default_output
+    from mars_action.inference.precision import export_reduced
 
+    option = f"--precision {args.precision}"
+    if args.format != "torchscript":
+        raise MarsError(f"{option}: written as TorchScript only (--format torchscript)")
+    if not args.video:
+        raise MarsError(f"{option}: name held-out videos with --video; the top-1 agreement "
+                        "with float32 is measured on their clips")
+    if args.precision == "int8" and not args.calibrate:
+        raise MarsError(f"{option}: name a few training videos with --calibrate")
+    default = default_output(args.checkpoint, "torchscript")
+    out = Path(args.out) if args.out else default.with_name(f"{Path(args.checkpoint).stem}."
+                                                            f"{args.precision}.torchscript.pt")
+    test = _real_clips(model, meta, args.video, per_video=None)
+    calibration = _real_clips(model, meta, args.calibrate, per_video=4) if args.calibrate else None
+    share = export_reduced(model, meta, out, args.precision, test, calibration,
+                           args.min_agreement)
+    print(f"check top-1 agreement with float32 on {len(test)} clips of {len(args.video)} "
+          f"videos: {share:.1%} (floor {args.min_agreement:.1%})")
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {meta.arch}, {args.precision})")
+    return 0
+
+
+def _real_clips(model: torch.nn.Module, meta, videos: list[str], per_video: int | None = 2):
+    """(K, 3, T, S, S) normalised clips of ``videos``, preprocessed as predict does."""
     from mars_action.inference.recognizer import Recognizer
 
     if meta.modality != "rgb":
         raise MarsError(f"--video needs an RGB-input checkpoint; this one takes {meta.modality}")
-    recognizer = Recognizer(model, meta, device="cpu", optimize=False)
-    clips = [
-        clip.frames
-        for video in videos
-        for clip in itertools.islice(recognizer.iter_clips(video), per_video)
-    ]
-    with torch.inference_mode():
-        return recognizer.preprocessing.normalize(torch.from_numpy(np.stack(clips)))
+    return Recognizer(model, meta, device="cpu", optimize=False).clips_of(videos, per_video)

@@ -8,6 +8,7 @@ input order, a bad video as a :class:`VideoFailure` that does not stop the other
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from torch import nn
 from mars_action.errors import MarsError
 from mars_action.inference.background import background
 from mars_action.inference.export import is_exported, load_exported, read_exported_meta
+from mars_action.inference.precision import convert as convert_precision
 from mars_action.inference.prediction import Prediction, VideoFailure, build_prediction
 from mars_action.inference.preprocess import Clip, ClipAssembler, Preprocessing
 from mars_action.inference.runtime import select_network
@@ -53,6 +55,10 @@ class Recognizer:
         meta: the checkpoint's meta; preprocessing is read from it.
         device: where the network runs.
         optimize: fold BatchNorm and use channels_last_3d (same outputs, faster).
+        precision: ``fp32``, or ``bf16`` / ``int8`` on the CPU
+            (:mod:`~mars_action.inference.precision`; outputs change a little).
+        calibration: normalised clips (K, 3, T, S, S) that set int8's activation
+            ranges (:meth:`clips_of` a few training videos).
     """
 
     def __init__(
@@ -61,13 +67,24 @@ class Recognizer:
         meta: CheckpointMeta,
         device: str | torch.device = "cpu",
         optimize: bool = True,
+        precision: str = "fp32",
+        calibration: torch.Tensor | None = None,
     ):
         self.device = resolve_device(device)
         self.meta = meta
         self.preprocessing = Preprocessing.from_meta(meta)
+        if precision != "fp32" and self.device.type != "cpu":
+            raise MarsError(f"precision {precision}: reduced precision runs on the CPU only")
         if isinstance(model, nn.Module):
             model = model.to(self.device).eval()
-            model = optimize_for_inference(model) if optimize else model
+            if precision != "fp32":
+                batches = () if calibration is None else torch.split(calibration, 8)
+                model = convert_precision(model, precision, batches)
+            elif optimize:
+                model = optimize_for_inference(model)
+        elif precision != "fp32":
+            raise MarsError(f"precision {precision}: needs a PyTorch model, not an exported one")
+        self.precision = precision
         self.model = model
         self.runtime = "pytorch" if isinstance(model, nn.Module) else "exported"
         self.runtime_note: str | None = None
@@ -82,6 +99,8 @@ class Recognizer:
         optimize: bool = True,
         runtime: str = "pytorch",
         cache_dir: str | Path | None = None,
+        precision: str = "fp32",
+        calibration: Sequence[VideoInput] = (),
     ) -> Recognizer:
         """Load our checkpoint, a released MARS ``.pth`` or a ``mars export`` file.
 
@@ -90,7 +109,8 @@ class Recognizer:
         A checkpoint runs as ``runtime`` says (``auto``, ``pytorch``,
         ``onnxruntime``; see :func:`~mars_action.inference.runtime.select_network`),
         its ONNX export cached in ``cache_dir`` (default: ``$MARS_CACHE_DIR`` or
-        ``~/.cache/mars_action``).
+        ``~/.cache/mars_action``). ``precision`` ``bf16`` or ``int8`` runs it in PyTorch
+        at that precision; int8 is calibrated on clips of the ``calibration`` videos.
         """
         names = read_labels(labels) if isinstance(labels, (str, Path)) else labels
         names = None if names is None else list(names)
@@ -99,6 +119,9 @@ class Recognizer:
         model, meta = load_checkpoint(path, arch=arch, class_names=names, expect_modality="rgb")
         _require_class_names(meta, path)
         device = resolve_device(device)
+        if precision != "fp32":
+            clips = cls(model, meta, optimize=False).clips_of(calibration) if calibration else None
+            return cls(model, meta, device, precision=precision, calibration=clips)
         network = select_network(model.eval(), meta, path, device, runtime, cache_dir)
         recognizer = cls(network.model, meta, device=device, optimize=optimize)
         recognizer.runtime, recognizer.runtime_note = network.runtime, network.note
@@ -177,6 +200,18 @@ class Recognizer:
             x = torch.from_numpy(np.ascontiguousarray(clips)).to(self.device, non_blocking=True)
             x = to_model_layout(self.model, self.preprocessing.normalize(x))  # (B, 3, T, S, S)
             return self.model(x).float().cpu().numpy()
+
+    def clips_of(self, videos: Sequence[VideoInput], per_video: int | None = None) -> torch.Tensor:
+        """(K, 3, T, S, S) normalised clips of ``videos`` (the first ``per_video`` of each),
+        preprocessed as :meth:`predict` does: calibration and agreement sets."""
+        clips = [
+            clip.frames for video in videos
+            for clip in itertools.islice(self.iter_clips(video), per_video)
+        ]
+        if not clips:
+            raise MarsError(f"no clips in {len(videos)} video(s)")
+        with torch.inference_mode():
+            return self.preprocessing.normalize(torch.from_numpy(np.stack(clips)))
 
     def timed_frames(self, video: VideoInput) -> Iterator[tuple[float, np.ndarray]]:
         """(timestamp s, (H, W, 3) uint8) at the checkpoint's fps and short side."""

@@ -153,8 +153,13 @@ def make_dataset(
     fps: float = 25.0,
     short_side: int = 256,
     on_missing: str = "error",
+    flip: bool = True,
 ) -> ClipDataset:
-    """A dataset of one split of parsed annotations; see :func:`build_dataset` for arguments."""
+    """A dataset of one split of parsed annotations; see :func:`build_dataset` for arguments.
+
+    ``flip=False`` turns training's horizontal flips off: for classes a mirror
+    changes (Something-Something's "pushing left to right").
+    """
     records = annotations.split(split)
     if not records:
         counts = ", ".join(f"{k} {v}" for k, v in annotations.counts().items())
@@ -172,7 +177,10 @@ def make_dataset(
         raise MarsError(f"modality {modality!r} needs frame_root (flow is read from a frame store)")
     augment = split == "train" if augment is None else augment
     crop = {"flow_scale": flow_scale, "scale_vectors": scale_flow_vectors}
-    transform = TrainTransform(crop_size, **crop) if augment else EvalTransform(crop_size, **crop)
+    if augment:
+        transform = TrainTransform(crop_size, flip_prob=0.5 if flip else 0.0, **crop)
+    else:
+        transform = EvalTransform(crop_size, **crop)
     sampler = _sampler(clips or ("random" if split == "train" else "all"), clip_len, stride)
     return ClipDataset(records, annotations.class_names, source, sampler, transform)
 
@@ -209,6 +217,7 @@ def build_dataset(
     fps: float = 25.0,
     short_side: int = 256,
     on_missing: str = "error",
+    flip: bool = True,
 ) -> ClipDataset:
     """One split of a dataset as a :class:`ClipDataset` (see the package docstring)."""
     annotations, frame_root = default_paths(format, root, annotations, frame_root)
@@ -238,4 +247,5 @@ def build_dataset(
         fps=fps,
         short_side=short_side,
         on_missing=on_missing,
+        flip=flip,
     )

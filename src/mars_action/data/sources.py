@@ -150,6 +150,11 @@ class FrameStoreSource:
             problem = framestore.done_problem(folder, marker)
             if problem:
                 return 0, problem.removeprefix(f"{folder}: ")
+        if "rgb" in self.modalities and not framestore.is_done(folder):
+            # Frames a dataset ships (Something-Something) have no marker: no gaps allowed.
+            problem = framestore.numbering_problem(folder)
+            if problem:
+                return 0, problem.removeprefix(f"{folder}: ")
         rgb = framestore.frame_count(folder) if "rgb" in self.modalities else 0
         flow = framestore.flow_count(folder, self.flow_prefix) if "flow" in self.modalities else 0
         if self.modalities == ("rgb",):

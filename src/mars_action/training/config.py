@@ -62,6 +62,7 @@ class DataConfig:
     fps: float | None = None
     short_side: int | None = None
     on_missing: str = "error"  # empty or missing frame folders: error | skip
+    flip: bool = True  # training's horizontal flips; false where a mirror changes the class
     strict: bool = False  # missing videos or classes without train videos: error, not warning
     batch_size: int = 32
     num_workers: int = 4

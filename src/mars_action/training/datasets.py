@@ -39,7 +39,9 @@ def build_datasets(data: DataConfig, modalities: tuple[str, ...]) -> tuple[Datas
         "short_side": data.short_side,
         "on_missing": data.on_missing,
     }
-    train = make_dataset(annotations, "train", clips="random", augment=True, **common)
+    train = make_dataset(
+        annotations, "train", clips="random", augment=True, flip=data.flip, **common
+    )
     if not annotations.split("val"):
         return train, None
     return train, make_dataset(annotations, "val", clips="center", augment=False, **common)

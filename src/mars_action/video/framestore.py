@@ -373,11 +373,41 @@ def verify_store(root: str | Path) -> tuple[int, list[str]]:
 
 
 def list_video_dirs(root: str | Path) -> list[Path]:
-    """Every ``<root>/<class>/<video>`` folder, sorted; hidden (temporary) ones left out."""
+    """Every video folder of a frame store, sorted; hidden (temporary) ones left out.
+
+    Two layouts: ``<root>/<class>/<video>/`` (``mars frames``), and ``<root>/<video>/``
+    with the frames straight inside, as Something-Something v1 ships them (no class
+    folders), told apart by whether the first folder holds frames itself.
+    """
     root = Path(root)
     if not root.is_dir():
         raise VideoError(f"{root}: frame store folder not found")
-    return sorted(video for class_dir in _visible_dirs(root) for video in _visible_dirs(class_dir))
+    top = sorted(_visible_dirs(root))
+    if top and frame_count(top[0]):
+        return top
+    return sorted(video for class_dir in top for video in _visible_dirs(class_dir))
+
+
+def numbering_problem(video_dir: str | Path) -> str:
+    """Why the RGB frames of ``video_dir`` are not ``00001.jpg`` to ``N.jpg``; "" when they are.
+
+    The check for a set without a ``done`` marker (frames a dataset ships, such
+    as Something-Something's): a gap or a count that is not the last number means
+    missing or stray files, which would shift every index after them.
+    """
+    try:
+        with os.scandir(video_dir) as entries:
+            numbers = [int(e.name[:-4]) for e in entries if _RGB_NAME.match(e.name)]
+    except (FileNotFoundError, NotADirectoryError):
+        return f"{video_dir}: frame folder not found"
+    if not numbers:
+        return f"{video_dir}: no frames (NNNNN.jpg)"
+    if min(numbers) != 1 or max(numbers) != len(numbers):
+        return (
+            f"{video_dir}: frames are not numbered 00001 to {len(numbers):05d} "
+            f"({len(numbers)} files, {min(numbers):05d} to {max(numbers):05d})"
+        )
+    return ""
 
 
 def _visible_dirs(folder: Path) -> list[Path]:

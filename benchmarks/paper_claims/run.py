@@ -32,7 +32,7 @@ sys.path.insert(0, str(HERE.parent))  # the harness
 from harness import write_result  # noqa: E402
 
 from mars_action.demo.pipeline import run  # noqa: E402
-from mars_action.demo.settings import RGB_CONTINUED, DemoSettings, RealData  # noqa: E402
+from mars_action.demo.settings import RGB_CONTINUED, DemoSettings  # noqa: E402
 
 UCF101 = Path(os.environ.get("MARS_UCF101_SUBSET",
                              HERE.parents[2] / "shared" / "data" / "ucf101-subset"))
@@ -55,9 +55,8 @@ def synthetic_settings(seed: int) -> DemoSettings:
 def ucf101_settings(seed: int) -> DemoSettings:
     """The demo's recipe on the real UCF101 subset, frames at 48 px (TV-L1 on a CPU:
     ~34k frame pairs at 25 fps, ~7 minutes on 2 cores at this size, ~20 at 64 px)."""
-    demo = DemoSettings.full()
-    source = RealData(format="ucf101", root=str(UCF101), fold=1, fps=25.0, short_side=48)
-    return dataclasses.replace(demo, source=source, crop_size=40, seed=seed, rgb_control=True)
+    demo = DemoSettings.on_disk("ucf101", str(UCF101))
+    return dataclasses.replace(demo, seed=seed, rgb_control=True)
 
 
 DATASETS = {"synthetic": synthetic_settings, "ucf101": ucf101_settings}

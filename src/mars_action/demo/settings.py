@@ -110,6 +110,15 @@ class DemoSettings:
         return cls(source=spec)
 
     @classmethod
+    def on_disk(cls, format: str, root: str, annotations: str | None = None) -> DemoSettings:
+        """The demo's recipe on a dataset on disk, frames at 48 px and 40 px crops (TV-L1 at
+        this size is minutes on a CPU, at 256 px hours): the walkthrough of the README on
+        the UCF101 subset, and ``benchmarks/paper_claims``'s UCF101 runs."""
+        source = RealData(format=format, root=str(root), annotations=annotations, fps=25.0,
+                          short_side=48)
+        return dataclasses.replace(cls.full(), source=source, crop_size=40)
+
+    @classmethod
     def quick(cls) -> DemoSettings:
         """Every stage on a handful of tiny videos: checks the plumbing, not the method."""
         spec = spec_with_classes(3, videos_per_class=4, test_fraction=0.25, height=32, width=32,

@@ -18,6 +18,7 @@ import multiprocessing
 import os
 import select
 import signal
+import sys
 import threading
 import time
 import zlib
@@ -31,6 +32,7 @@ from typing import Any
 from mars_action.errors import MarsError
 from mars_action.files import describe_os_error, write_atomic
 from mars_action.progress import Progress
+from mars_action.video.main_guard import GUARD, unguarded_script
 
 Job = Callable[[Any], "dict[str, Any] | None"]
 CRASH_REASON = "worker process died (crash or out of memory)"
@@ -201,6 +203,12 @@ def _try_report(summary: BatchSummary, path: str | Path) -> None:
 
 def _execute(todo: list[tuple[int, Any]], job: Job, workers: int, key: Callable[[Any], str]):
     """Yield ``(position, ItemResult)`` as items finish, in this process or a pool."""
+    script = unguarded_script() if workers > 1 and len(todo) > 1 else None
+    if script:  # its workers would run the script again: one process, and say why
+        print(f"{script}: no `{GUARD}` guard, so no worker process can start (each imports "
+              f"the script again); running in this process. Put the call under the guard "
+              f"for {workers} processes.", file=sys.stderr, flush=True)
+        workers = 1
     if workers <= 1 or len(todo) <= 1:
         for position, item in todo:
             yield position, _run_one(job, item, key(item))

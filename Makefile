@@ -3,13 +3,15 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# PyTorch's CPU wheel index; a CUDA build: make setup TORCH_INDEX=https://pypi.org/simple
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 
 .PHONY: setup test demo lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	# The CPU wheel: an unpinned torch pulls a multi-GB CUDA build.
-	$(BIN)/pip install torch==2.13.0
+	# The CPU wheel: PyPI's torch on Linux is a multi-GB CUDA build.
+	$(BIN)/pip install torch==2.13.0 --index-url $(TORCH_INDEX)
 	$(BIN)/pip install -e ".[dev,export]"
 	touch $(STAMP)
 

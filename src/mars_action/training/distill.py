@@ -331,7 +331,8 @@ def load_teacher(
 
     ``scaled_vectors``: whether the flow clips it will see have their vectors scaled on
     resize (``data.scale_flow_vectors``); refused when the teacher learned otherwise.
-    Widths may differ only when adapters map the student's outputs (not checked here).
+    Widths and map sizes may differ: the trainer then maps the student's outputs through
+    learned adapters (``training/adapters.py``).
     """
     teacher, meta = load_checkpoint(path, expect_modality="flow", device=device)
     if scaled_vectors is not None and scaled_vectors != meta.flow_vectors_scaled:
@@ -344,10 +345,5 @@ def load_teacher(
         raise MarsError(
             f"{path}: the teacher has {meta.num_classes} classes, the student "
             f"{student.num_classes}; logits can only be distilled between equal class sets"
-        )
-    if teacher.num_features != student.num_features:
-        raise MarsError(
-            f"{path}: teacher {meta.arch} has {teacher.num_features} features, the student "
-            f"{student.num_features}; distillation needs the same architecture width"
         )
     return freeze(teacher)

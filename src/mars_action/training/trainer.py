@@ -26,6 +26,7 @@ from mars_action.models.checkpoint import load_state_dict_exactly
 from mars_action.progress import Progress
 from mars_action.training import build, distributed
 from mars_action.training import state as run_state
+from mars_action.training.adapters import build_adapters
 from mars_action.training.config import (
     ExperimentConfig,
     check_resumable,
@@ -199,15 +200,20 @@ def _loader(dataset: Dataset, config: ExperimentConfig, process, train: bool):
 
 def _run_phases(run: Run, training: dict[str, Any] | None) -> None:
     phases = plan_phases(run.config)
-    teacher = stats = None
+    teacher = stats = adapters = None
     if build.needs_teacher(phases):
         teacher = build.build_teacher(run.config, run.model, run.process)
         stats = build.teacher_stats(run.config, phases, teacher, run.train_loader, run.process)
+        # A teacher of another family: learned maps from the student's outputs to its shapes.
+        names = [n for p in phases for n in p.objective.distill.outputs]
+        data = run.config.data
+        adapters = build_adapters(run.model, teacher, names, data.clip_len, data.crop_size,
+                                  run.process.device)
     for phase in phases:
         if run.state.epoch >= phase.end_epoch:
             continue
         engine, scheduler, frozen = build.build_engine(
-            phase, run.model, teacher, run.config, run.process, stats=stats
+            phase, run.model, teacher, run.config, run.process, stats=stats, adapters=adapters
         )
         if training is not None and training.get("phase") == phase.name:
             _restore(engine, scheduler, training)

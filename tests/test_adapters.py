@@ -1,0 +1,53 @@
+"""Cross-family distillation: adapters map a student's outputs to the teacher's shapes,
+train with it, and never reach its checkpoint."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from test_training import ClipSet, save_teacher, tiny_config
+
+from mars_action.models import build_model, load_checkpoint, read_checkpoint
+from mars_action.training import train
+from mars_action.training.adapters import MapAdapter, build_adapters, resize
+
+
+def test_resize_pools_down_and_interpolates_up():
+    maps = torch.arange(16.0).view(1, 1, 4, 2, 2)
+    down = resize(maps, (1, 1, 1))
+    assert down.shape == (1, 1, 1, 1, 1) and down.item() == pytest.approx(7.5)
+    up = resize(torch.ones(1, 2, 1, 2, 2), (2, 4, 4))
+    assert up.shape == (1, 2, 2, 4, 4) and torch.allclose(up, torch.ones_like(up))
+    assert resize(maps, (4, 2, 2)) is maps
+
+
+def test_adapters_where_the_families_differ():
+    student = build_model("x3d_xs", num_classes=3)
+    teacher = build_model("resnet10_tiny", in_channels=2, num_classes=3)
+    adapters = build_adapters(student, teacher, ("layer3", "pooled", "logits"), 8, 32)
+    assert set(adapters) == {"layer3", "pooled"}  # logits already have the same shape
+    assert isinstance(adapters["layer3"], MapAdapter)
+    with torch.no_grad():
+        _, mine = student.forward_with_features(torch.randn(2, 3, 8, 32, 32), ("layer3",))
+        _, theirs = teacher.forward_with_features(torch.randn(2, 2, 8, 32, 32), ("layer3",))
+    assert adapters["layer3"](mine["layer3"]).shape == theirs["layer3"].shape  # (2, 64, 1, 2, 2)
+    assert adapters["pooled"].in_features == 2048 and adapters["pooled"].out_features == 128
+    same = build_model("resnet10_tiny", num_classes=3)
+    assert build_adapters(same, teacher, ("layer3", "pooled"), 8, 32) is None
+
+
+def test_an_x3d_student_learns_from_a_resnet_flow_teacher(tmp_path):
+    teacher = save_teacher(tmp_path)  # resnet10_tiny, Flow
+    config = tiny_config("mars", "model.arch=x3d_xs", "distill.feature=layer3",
+                         "distill.pool_maps=false", "schedule.epochs=1", teacher=teacher)
+    summary = train(config, tmp_path / "run", train_set=ClipSet(8), val_set=ClipSet(4))
+    record = json.loads((tmp_path / "run/metrics.jsonl").read_text().splitlines()[0])
+    assert record["train_mse"] > 0 and record["train_alpha_mse"] == pytest.approx(
+        50 * record["train_mse"], rel=1e-4)
+    state, meta, _ = read_checkpoint(summary.best_checkpoint)
+    assert meta.arch == "x3d_xs" and not any("adapter" in key or "proj" in key for key in state)
+    model, _ = load_checkpoint(summary.best_checkpoint)  # the student alone, exactly
+    assert sum(p.numel() for p in model.parameters()) == sum(
+        p.numel() for p in build_model("x3d_xs", num_classes=3).parameters())

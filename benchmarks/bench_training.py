@@ -35,9 +35,9 @@ from harness import time_call, write_result
 from mars_action.models import build_model
 from mars_action.training import load_experiment, plan_phases
 from mars_action.training.build import build_engine
+from mars_action.training.distill import freeze
 from mars_action.training.distributed import Process
 from mars_action.training.engine import train_one_epoch
-from mars_action.training.losses import freeze
 
 MODELS = {  # name: (arch, (T, H, W), classes)
     "resnext101": ("resnext101", (16, 112, 112), 400),

@@ -1,0 +1,313 @@
+"""Motion transfer on footage never seen: the paper's recipe against new objectives.
+
+Trains, on the UCF101 subset (official splits 1-3, pooled test: every video is tested
+once) and on the synthetic motion set (3 seeds), the Flow teacher, RGB and distilled
+students with the demo's pipeline pieces, tests every stream on normal and static
+clips, and writes ``results.json`` and ``results.md`` here (and
+``benchmarks/results/motion_transfer.json``). Streams (see ``STREAMS``):
+
+- ``flow``, ``rgb``: from scratch, the demo's recipe (60 epochs, cosine, lr 0.1);
+- ``rgb_control``: RGB fine-tuned from itself as long again (the control of the
+  students that start from the RGB stream);
+- ``mars_paper``: the demo's MARS (layer3 maps, alpha 20) started from the RGB stream;
+- ``mars_std``: MARS from scratch: CE + standardised MSE of the pooled feature and of
+  the layer3 maps (teacher statistics) + logit distillation (T 4);
+- ``mers_std``: MERS from scratch (the paper's two steps) on the same standardised
+  feature terms (no CE until the classifier step).
+
+A stream is tested with its last epoch's weights (``last.pt``: the cosine schedule
+has reached lr 0; a handful of validation videos does not pick the epoch). The
+validation split (whole UCF101 groups of the training groups, never the test
+split) is kept for choosing recipes: its accuracy is in the JSON per stream.
+
+    .venv/bin/python benchmarks/motion_transfer/run.py job ucf101 --split 1 --seed 0
+    .venv/bin/python benchmarks/motion_transfer/run.py job synthetic --seed 0
+    .venv/bin/python benchmarks/motion_transfer/run.py gather
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # the harness
+
+from harness import write_result  # noqa: E402
+
+from mars_action.demo.pipeline import _datasets  # noqa: E402
+from mars_action.demo.settings import DemoSettings, Layout, RealData, stream_config  # noqa: E402
+from mars_action.evaluation import evaluate  # noqa: E402
+from mars_action.evaluation.loading import DataSettings, GuardedVideos, build_test_set  # noqa: E402
+from mars_action.evaluation.static import static_transform  # noqa: E402
+from mars_action.evaluation.transfer import transfer  # noqa: E402
+from mars_action.models import load_checkpoint  # noqa: E402
+from mars_action.training import train  # noqa: E402
+
+UCF101 = Path(os.environ.get("MARS_UCF101_SUBSET",
+                             HERE.parents[2] / "shared" / "data" / "ucf101-subset"))
+WORK = HERE / "runs"
+
+STD_TERMS = {"normalize": "standardize", "feature": "pooled", "pool_maps": True,
+             "hints": {"layer3": 1.0}, "alpha": 1.0}
+# name: (stream kind, start from the RGB stream?, distill settings)
+STREAMS: dict[str, tuple[str, bool, dict[str, Any]]] = {
+    "flow": ("flow", False, {}),
+    "rgb": ("rgb", False, {}),
+    "mars_std": ("mars", False, {**STD_TERMS, "kd": 1.0, "temperature": 4.0}),
+    "rgb_control": ("rgb", True, {}),
+    "mars_paper": ("mars", True, {"feature": "layer3", "pool_maps": False, "alpha": 20.0}),
+    "mers_std": ("mers", False, STD_TERMS),
+}
+# The control each student is measured against (same labels, same training length).
+CONTROL = {"mars_std": "rgb", "mers_std": "rgb", "mars_paper": "rgb_control"}
+
+
+def split_lists(folder: Path, split: int) -> Path:
+    """UCF101 lists of split ``split`` from the subset's manifest (split k tests groups
+    7k-6..7k, the official rule), with the subset's ``classInd.txt``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    first, last = 7 * split - 6, 7 * split
+    train, test = [], []
+    with open(UCF101 / "manifest.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    classes = [line.split()[1] for line in
+               (UCF101 / "ucfTrainTestlist" / "classInd.txt").read_text().splitlines() if line]
+    for row in rows:
+        name = row["path"].rsplit(".", 1)[0] + ".avi"
+        if first <= int(row["group"]) <= last:
+            test.append(name)
+        else:
+            train.append(f"{name} {classes.index(row['label']) + 1}")
+    (folder / "classInd.txt").write_text(
+        (UCF101 / "ucfTrainTestlist" / "classInd.txt").read_text())
+    (folder / f"trainlist0{split}.txt").write_text("\n".join(train) + "\n")
+    (folder / f"testlist0{split}.txt").write_text("\n".join(test) + "\n")
+    return folder
+
+
+def settings_for(dataset: str, split: int, seed: int) -> DemoSettings:
+    demo = DemoSettings.full()
+    if dataset == "synthetic":
+        return dataclasses.replace(demo, seed=seed, threads=1, from_rgb=())
+    lists = split_lists(WORK / "ucf101" / "lists", split)
+    source = RealData(format="ucf101", root=str(UCF101), annotations=str(lists), fold=split,
+                      fps=25.0, short_side=48)
+    return dataclasses.replace(demo, source=source, crop_size=40, seed=seed, threads=1,
+                               from_rgb=())
+
+
+def flow_prefix(settings: DemoSettings) -> str:
+    """TV-L1 on the synthetic set; Farneback on the UCF101 subset (OpenCV's TV-L1 took
+    0.29 s a pair on this shared CPU: hours for its 32k frame pairs)."""
+    return "FARNjpg_" if isinstance(settings.source, RealData) else "TVL1jpg_"
+
+
+def layout_for(dataset: str, split: int, seed: int) -> Layout:
+    return Layout(WORK / dataset / f"split{split}-seed{seed}", WORK / dataset / "store")
+
+
+def stream_experiment(name: str, settings: DemoSettings, layout: Layout):
+    """The demo's config of the stream's kind, with this study's start and terms."""
+    kind, from_rgb, terms = STREAMS[name]
+    config = stream_config(kind, settings, layout)
+    config.name = f"study_{name}"
+    config.data.flow_prefix = flow_prefix(settings)
+    config.model.pretrained = str(layout.run("rgb") / "checkpoints" / "last.pt") if from_rgb \
+        else None
+    if kind in ("mars", "mers"):
+        teacher = str(layout.run("flow") / "checkpoints" / "last.pt")
+        base = {"teacher": teacher, "feature": "pooled", "pool_maps": True, "hint": None}
+        config.distill = dataclasses.replace(config.distill, **{**base, **terms})
+    return config
+
+
+def run_job(dataset: str, split: int, seed: int, names: list[str]) -> None:
+    """Train (resumable) and test the streams of one split and seed; scores to JSON."""
+    settings, layout = settings_for(dataset, split, seed), layout_for(dataset, split, seed)
+    layout.root.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        config = stream_experiment(name, settings, layout)
+        config.train.progress = False
+        done = layout.run(name) / "done.json"
+        if not done.is_file():
+            tic = time.perf_counter()
+            train_set, val_set = _datasets(config, settings)
+            summary = train(config, layout.run(name), resume=True, train_set=train_set,
+                            val_set=val_set)
+            last = summary.history[-1]
+            done.write_text(json.dumps({
+                "seconds": round(time.perf_counter() - tic, 1),
+                "train_acc": last.get("train_acc"), "val_acc_last": last.get("val_acc"),
+                "val_acc_best": summary.best_val_acc, "best_epoch": summary.best_epoch,
+                "epochs": summary.epochs, "uptime": os.getloadavg()}, indent=1))
+        _test(name, settings, layout)
+        print(f"{dataset} split {split} seed {seed}: {name} done", flush=True)
+
+
+def _test(name: str, settings: DemoSettings, layout: Layout) -> None:
+    out = layout.root / "scores" / f"{name}.json"
+    if out.is_file():
+        return
+    checkpoint = layout.run(name) / "checkpoints" / "last.pt"
+    model, meta = load_checkpoint(checkpoint)
+    videos = settings.source if isinstance(settings.source, RealData) else None
+    if videos is None:
+        from mars_action.demo.settings import video_source
+
+        videos = video_source(settings, layout)
+    data = DataSettings(format=videos.format, root=videos.root, annotations=videos.annotations,
+                        frame_root=str(layout.frames), fold=videos.fold,
+                        val_fraction=settings.val_fraction, seed=settings.split_seed,
+                        flow_prefix=flow_prefix(settings))
+    dataset = GuardedVideos(build_test_set(data, meta, "test"))
+    result = {}
+    for key, transform in (("normal", None), ("static", static_transform(meta))):
+        scores = evaluate(model, meta, dataset, clip_transform=transform, progress=False)
+        hits = (scores.scores.argmax(1) == scores.labels).astype(int)
+        result[key] = dict(zip(scores.video_ids, hits.tolist(), strict=True))
+    result["chance"] = 100.0 / len(meta.class_names)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result))
+
+
+def gather() -> dict[str, Any]:
+    """Per dataset: pooled test top-1 per stream and run, mean +- std over runs, transfer,
+    per-group accuracy (UCF101), validation accuracy and training accuracy."""
+    results: dict[str, Any] = {"streams": {k: {"kind": v[0], "from_rgb": v[1], "distill": v[2]}
+                                           for k, v in STREAMS.items()}, "datasets": {}}
+    for dataset in ("ucf101", "synthetic"):
+        runs = sorted(p for p in (WORK / dataset).glob("split*-seed*") if p.is_dir())
+        if runs:
+            results["datasets"][dataset] = _gather_dataset(dataset, runs)
+    return results
+
+
+def _gather_dataset(dataset: str, runs: list[Path]) -> dict[str, Any]:
+    per_run: dict[str, dict[str, dict[str, float]]] = {}
+    hits: dict[str, dict[str, int]] = {}
+    training: dict[str, list[dict]] = {}
+    chance = None
+    for run in runs:
+        for name in STREAMS:
+            path = run / "scores" / f"{name}.json"
+            if not path.is_file():
+                continue
+            scores = json.loads(path.read_text())
+            chance = scores["chance"]
+            per_run.setdefault(name, {})[run.name] = {
+                k: 100.0 * float(np.mean(list(scores[k].values()))) for k in ("normal", "static")}
+            for video, hit in scores["normal"].items():
+                hits.setdefault(name, {})[f"{run.name}/{video}"] = hit
+            training.setdefault(name, []).append(
+                json.loads((run / "runs" / name / "done.json").read_text()))
+    complete = [r.name for r in runs
+                if all(r.name in per_run.get(n, {}) for n in ("rgb", "flow"))]
+    table = {}
+    for name, values in per_run.items():
+        normal = [values[r]["normal"] for r in complete if r in values]
+        static = [values[r]["static"] for r in complete if r in values]
+        if not normal:
+            continue
+        table[name] = {"test": _stats(normal), "static": _stats(static),
+                       "runs": {r: values[r] for r in complete if r in values},
+                       "train_acc_last": _stats([100 * t["train_acc"] for t in training[name]]),
+                       "val_acc_last": _stats([100 * t["val_acc_last"] for t in training[name]
+                                               if t["val_acc_last"] is not None])}
+    for student, control in CONTROL.items():
+        if student in table and control in table:
+            means = {k: table[k]["test"]["mean"] for k in ("rgb", "flow", student, control)}
+            table[student]["transfer"] = transfer(means[student], means["rgb"], means["flow"])
+            table[student]["vs_control"] = means[student] - means[control]
+            table[student]["control"] = control
+    out = {"runs": complete, "chance": chance, "table": table}
+    if dataset == "ucf101":
+        out["per_group"] = _per_group(hits)
+    return out
+
+
+def _stats(values: list[float]) -> dict[str, Any]:
+    if not values:
+        return {"mean": None, "std": None, "values": []}
+    return {"mean": statistics.fmean(values),
+            "std": statistics.stdev(values) if len(values) > 1 else 0.0, "values": values}
+
+
+def _per_group(hits: dict[str, dict[str, int]]) -> dict[str, dict[str, float]]:
+    """Top-1 per UCF101 group (g01..g21: different people and places), per stream."""
+    out: dict[str, dict[str, float]] = {}
+    for name, videos in hits.items():
+        groups: dict[str, list[int]] = {}
+        for key, hit in videos.items():
+            group = key.rsplit("_g", 1)[1][:2]
+            groups.setdefault(f"g{group}", []).append(hit)
+        out[name] = {g: round(100.0 * float(np.mean(v)), 1) for g, v in sorted(groups.items())}
+    return out
+
+
+def markdown(results: dict[str, Any]) -> str:
+    lines = ["# Motion transfer on unseen people and places", ""]
+    for dataset, data in results["datasets"].items():
+        lines += [f"## {dataset} (runs: {', '.join(data['runs'])}; chance {data['chance']:.1f})",
+                  "", "| Stream | Test top-1 | Static | Transfer | vs control | Train acc "
+                  "(last) | Val acc (last) |", "|---|---:|---:|---:|---:|---:|---:|"]
+        for name in STREAMS:
+            row = data["table"].get(name)
+            if row is None:
+                continue
+            lines.append(
+                f"| {name} | {_cell(row['test'])} | {_cell(row['static'])} | "
+                f"{_num(row.get('transfer'), '.2f')} | "
+                f"{_num(row.get('vs_control'), '+.1f')} ({row.get('control', '-')}) | "
+                f"{_cell(row['train_acc_last'])} | {_cell(row['val_acc_last'])} |")
+        if "per_group" in data:
+            groups = sorted({g for v in data["per_group"].values() for g in v})
+            lines += ["", "Per test group (top-1 %, pooled over the three splits):", "",
+                      "| Stream | " + " | ".join(groups) + " |",
+                      "|---|" + "---:|" * len(groups)]
+            for name, values in data["per_group"].items():
+                lines.append(f"| {name} | " + " | ".join(
+                    f"{values.get(g, float('nan')):.0f}" for g in groups) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _cell(entry: dict[str, Any]) -> str:
+    return "-" if entry["mean"] is None else f"{entry['mean']:.1f} +- {entry['std']:.1f}"
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    job = commands.add_parser("job", help="train and test the streams of one split and seed")
+    job.add_argument("dataset", choices=("ucf101", "synthetic"))
+    job.add_argument("--split", type=int, default=1, choices=(1, 2, 3))
+    job.add_argument("--seed", type=int, default=0)
+    job.add_argument("--streams", nargs="+", default=list(STREAMS), choices=list(STREAMS))
+    commands.add_parser("gather", help="results.json and results.md from the finished jobs")
+    args = parser.parse_args()
+    if args.command == "job":
+        run_job(args.dataset, args.split, args.seed, args.streams)
+        return
+    results = gather()
+    (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (HERE / "results.md").write_text(markdown(results))
+    write_result("motion_transfer", results, markdown(results).splitlines()[0])
+
+
+if __name__ == "__main__":
+    main()

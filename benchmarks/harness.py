@@ -13,9 +13,11 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -133,3 +135,67 @@ def process_scaling_controls(workers: int = 2, tasks: int = 8) -> dict[str, floa
     compute = rate(_compute_only, 0, workers) / rate(_compute_only, 0, 1)
     memory = rate(_stream_through, 64, workers) / rate(_stream_through, 64, 1)
     return {f"compute_bound_1_to_{workers}": compute, f"memory_bound_1_to_{workers}": memory}
+
+
+BUSY_LOOP = "import time\nend = time.time() + {limit}\nwhile time.time() < end:\n    pass\n"
+
+
+@contextmanager
+def busy_processes(count: int, limit_s: float = 900.0):
+    """``count`` CPU-bound processes (a busy loop each) beside the block: another user's
+    work on a shared machine. Each ends by itself after ``limit_s``; all are killed when
+    the block ends."""
+    code = BUSY_LOOP.format(limit=limit_s)
+    procs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(count)]
+    try:
+        yield procs
+    finally:
+        for proc in procs:
+            proc.kill()
+        for proc in procs:
+            proc.wait()
+
+
+def timed_command(argv: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``argv`` (output discarded unless it fails); wall seconds and the load averages."""
+    load_before = os.getloadavg()[0]
+    start = time.perf_counter()
+    done = subprocess.run(argv, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} exited with {done.returncode}:\n{done.stderr[-2000:]}")
+    return {"wall_s": round(seconds, 2), "load_1min_before": round(load_before, 2),
+            "load_1min_after": round(os.getloadavg()[0], 2)}
+
+
+def quiet_and_busy(make_argv: Callable[[str], list[str]], busy: int, env=None) -> dict:
+    """The command quiet, then beside 1..``busy`` busy processes; ``make_argv(tag)`` gives
+    a command line that writes where ``tag`` says (a fresh place per run)."""
+    runs = {"quiet": timed_command(make_argv("quiet"), env)}
+    for count in range(1, busy + 1):
+        with busy_processes(count):
+            time.sleep(1.0)  # the busy loops are running before the command starts
+            runs[f"busy_{count}"] = timed_command(make_argv(f"busy{count}"), env)
+    quiet = runs["quiet"]["wall_s"]
+    ratios = {name: round(run["wall_s"] / quiet, 2)
+              for name, run in runs.items() if name != "quiet"}
+    return {"runs": runs, "ratio_to_quiet": ratios}
+
+
+def together(argvs: list[list[str]], env=None) -> dict[str, Any]:
+    """Start the commands at once; each one's wall seconds (two users' runs side by side)."""
+    load_before = os.getloadavg()[0]
+    start = time.perf_counter()
+    procs = [subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL) for argv in argvs]
+    walls: list[float | None] = [None] * len(procs)
+    while None in walls:
+        for index, proc in enumerate(procs):
+            if walls[index] is None and proc.poll() is not None:
+                walls[index] = round(time.perf_counter() - start, 2)
+        time.sleep(0.1)
+    failed = [" ".join(p.args) for p in procs if p.returncode != 0]
+    if failed:
+        raise SystemExit(f"run together, failed: {failed}")
+    return {"wall_s": walls, "load_1min_before": round(load_before, 2),
+            "load_1min_after": round(os.getloadavg()[0], 2)}

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from mars_action.errors import MarsError
+from mars_action.progress import Progress
 from mars_action.video.writer import write_video
 
 _S = float(np.sqrt(0.5))
@@ -320,10 +320,13 @@ def generate_dataset(root: str | Path, spec: SynthSpec, progress: bool = True) -
     root.mkdir(parents=True, exist_ok=True)
     _claim(root, spec)
     plan = video_plan(spec)
-    for path, label, index, _ in tqdm(plan, desc="synth", unit="video", disable=not progress):
+    bar = Progress(len(plan), "synth", "video", disable=not progress)
+    for path, label, index, _ in plan:
         target = root / path
         if not target.is_file():
             write_video(target, render_video(spec, label, index), fps=spec.fps, crf=18)
+        bar.update()
+    bar.close()
     manifest = root / MANIFEST
     tmp = manifest.with_suffix(".tmp")
     with tmp.open("w", newline="") as handle:

@@ -19,11 +19,11 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from mars_action.errors import MarsError
 from mars_action.evaluation.scores import VideoScores, class_list_difference
 from mars_action.models.checkpoint import CheckpointMeta
+from mars_action.progress import Progress
 
 AGGREGATES = ("logits", "softmax")
 ClipTransform = Callable[[torch.Tensor], torch.Tensor]
@@ -93,7 +93,7 @@ def evaluate(
             so ``time_data`` is the full reading time rather than the stall).
         clip_transform: applied to each video's (K, C, T, H, W) clips before
             cropping, e.g. :func:`mars_action.evaluation.static.static_transform`.
-        progress: show a tqdm bar (videos/s).
+        progress: show the videos done, with the total and an ETA (a bar, or lines in a log).
         info: extra provenance to keep in the result.
     """
     if aggregate not in AGGREGATES:
@@ -105,7 +105,7 @@ def evaluate(
     class_names = _class_names(meta, dataset)
     rows: list[tuple[str, int, np.ndarray, int, int, float, float]] = []
     failures: list[dict[str, str]] = []
-    bar = tqdm(total=len(dataset), unit="video", desc=f"eval {meta.stream}", disable=not progress)
+    bar = Progress(len(dataset), f"eval {meta.stream}", "video", disable=not progress)
     with torch.inference_mode():
         for sample, data_s in _timed(_iterate(dataset, workers, device.type == "cuda")):
             bar.update(1)

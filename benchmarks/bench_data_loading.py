@@ -12,6 +12,9 @@ clips (random start, multi-scale corner crop, flip, normalization) from:
 - ``rgb_full_decode``: the same with ``TrainTransform(reduced_decode=False)``;
 - ``rgb+flow``: the frame store, RGB and flow with the same crop and flip;
 - ``rgb_mp4``: RGB decoded straight from the mp4 files (``VideoFileSource``);
+- ``flow`` / ``flow_packed``: flow alone from the frame store's two JPEGs a pair, and
+  from one pack file a video (``mars flow --packed``, ``PackedFlowSource``): the same
+  JPEG planes behind an offset table; ``storage`` gives files and bytes per video;
 - ``pil_rgb`` / ``pil_rgb+flow``: the released code's way, per frame: open the
   JPEG with PIL, convert, crop, resize (bilinear), to tensor, normalize, stack.
 
@@ -44,6 +47,7 @@ from mars_action.data import (
     VideoFileSource,
     VideoRecord,
 )
+from mars_action.data.packed_source import PackedFlowSource
 from mars_action.data.sampling import random_start
 from mars_action.data.transforms import (
     FLOW_CENTER,
@@ -55,6 +59,7 @@ from mars_action.data.transforms import (
     resize_clip,
     sample_corner_box,
 )
+from mars_action.flow.packed import pack_name, write_pack
 from mars_action.flow.quantize import quantize
 from mars_action.video import framestore
 from mars_action.video.decode import decode_video
@@ -79,23 +84,41 @@ def source_videos(count: int, max_frames: int) -> list[tuple[str, np.ndarray, Pa
 
 
 def build_store(root: Path, videos) -> list[VideoRecord]:
-    """Write RGB + Farneback flow of each video as ``<root>/bench/<name>/``."""
+    """Write RGB + Farneback flow of each video as ``<root>/bench/<name>/``.
+
+    The same flow also goes, packed, to ``<root>/packs/bench/<name>.TVL1jpg_pack``.
+    """
     records = []
     for name, frames, _ in videos:
         folder = root / "bench" / name
         framestore.write_frames(folder, frames)
         gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
-        images = []
+        images, fields = [], []
         for i in range(len(frames) - 1):
             flow = cv2.calcOpticalFlowFarneback(
                 gray[i], gray[i + 1], None, 0.5, 3, 15, 3, 5, 1.2, 0
             )
+            fields.append(flow)
             codes = quantize(flow)  # (H, W, 2) uint8
             x_name, y_name = framestore.flow_names(i)
             images += [(x_name, codes[..., 0]), (y_name, codes[..., 1])]
         framestore.write_jpegs_atomic(folder, images)
+        write_pack(root / "packs" / "bench" / pack_name(name, "TVL1jpg_"), fields, {})
         records.append(VideoRecord(name, f"bench/{name}", 0, "train"))
     return records
+
+
+def flow_storage(root: Path, records) -> dict[str, float]:
+    """Mean files and bytes of one video's flow: JPEG pairs in the store against one pack."""
+    jpeg = [p for r in records for p in (root / r.path).glob("TVL1jpg_[xy]_*.jpg")]
+    packs = list((root / "packs").rglob("*.TVL1jpg_pack"))
+    count = len(records)
+    return {
+        "jpeg_files": len(jpeg) / count,
+        "jpeg_bytes": sum(p.stat().st_size for p in jpeg) / count,
+        "packed_files": len(packs) / count,
+        "packed_bytes": sum(p.stat().st_size for p in packs) / count,
+    }
 
 
 def ours(records, source, reduced_decode: bool = True) -> ClipDataset:
@@ -252,6 +275,11 @@ def main() -> None:
             if modality == "rgb":
                 exact = ours(records, FrameStoreSource(root, modalities), reduced_decode=False)
                 loaders["rgb_full_decode"] = repeat(dataset_loader(exact), args.clips)
+        flow_only = ours(records, FrameStoreSource(root, ("flow",)))
+        loaders["flow"] = repeat(dataset_loader(flow_only), args.clips)
+        packed = ours(records, PackedFlowSource(root / "packs", ("flow",)))
+        loaders["flow_packed"] = repeat(dataset_loader(packed), args.clips)
+        storage = flow_storage(root, records)
         mp4s = [(r, path) for r, (_, _, path) in zip(records, videos, strict=True) if path]
         if mp4s:
             mp4_records = [VideoRecord(r.video_id, str(p), 0, "train") for r, p in mp4s]
@@ -277,6 +305,10 @@ def main() -> None:
         "best_round_clips_per_s": best_clips_per_s,
         "best_round_speedup_vs_pil": speedups(best_clips_per_s),
         "breakdown_ms_per_clip": stages,
+        "flow_storage_per_video": storage,
+        "flow_packed_vs_jpeg_clips_per_s": round(
+            clips_per_s["flow_packed"] / clips_per_s["flow"], 2
+        ),
         "rounds": args.rounds,
         "clips_per_round": args.clips,
         "target_speedup": 2.0,

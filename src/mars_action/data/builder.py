@@ -14,6 +14,7 @@ from mars_action.data.formats_custom import (
     parse_manifest,
     parse_minikinetics,
 )
+from mars_action.data.packed_source import PackedFlowSource
 from mars_action.data.records import Annotations
 from mars_action.data.resolve import hold_out_val, resolve_videos, ucf101_group, val_from_test
 from mars_action.data.sampling import AllClips, CenterClip, EvenClips, RandomClip
@@ -154,8 +155,12 @@ def make_dataset(
     short_side: int = 256,
     on_missing: str = "error",
     flip: bool = True,
+    flow_root: str | Path | None = None,
 ) -> ClipDataset:
     """A dataset of one split of parsed annotations; see :func:`build_dataset` for arguments.
+
+    Without a frame store, ``flow_root`` (packs of ``mars flow --packed``) gives flow
+    clips, RGB ones decoded from the videos under ``root``.
 
     ``flip=False`` turns training's horizontal flips off: for classes a mirror
     changes (Something-Something's "pushing left to right").
@@ -169,12 +174,16 @@ def make_dataset(
     _, frame_root = default_paths(annotations.format, root, None, frame_root)
     if frame_root is not None:
         source = FrameStoreSource(frame_root, modalities, flow_prefix, on_missing)
+    elif "flow" in modalities and flow_root is not None:
+        source = PackedFlowSource(flow_root, modalities, root, flow_prefix, fps, short_side,
+                                  on_missing)  # fmt: skip
     elif modalities == ("rgb",) and root is not None:
         source = VideoFileSource(root, fps, short_side, on_missing=on_missing)
     elif modalities == ("rgb",):
         raise MarsError("rgb clips need root (video files) or frame_root (a frame store)")
     else:
-        raise MarsError(f"modality {modality!r} needs frame_root (flow is read from a frame store)")
+        raise MarsError(f"modality {modality!r} needs frame_root (a frame store) or flow_root "
+                        "(packed flow of mars flow --packed)")  # fmt: skip
     augment = split == "train" if augment is None else augment
     crop = {"flow_scale": flow_scale, "scale_vectors": scale_flow_vectors}
     if augment:
@@ -218,6 +227,7 @@ def build_dataset(
     short_side: int = 256,
     on_missing: str = "error",
     flip: bool = True,
+    flow_root: str | Path | None = None,
 ) -> ClipDataset:
     """One split of a dataset as a :class:`ClipDataset` (see the package docstring)."""
     annotations, frame_root = default_paths(format, root, annotations, frame_root)
@@ -248,4 +258,5 @@ def build_dataset(
         short_side=short_side,
         on_missing=on_missing,
         flip=flip,
+        flow_root=flow_root,
     )

@@ -32,6 +32,7 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--root", help="the videos (or the dataset folder)")
     group.add_argument("--annotations", help="split/label files of the format")
     group.add_argument("--frame-root", help="frame store with frames and flow")
+    group.add_argument("--flow-root", help="packed flow (mars flow VIDEOS --out DIR --packed)")
     group.add_argument("--flow-prefix", help="flow file prefix (default TVL1jpg_)")
     group.add_argument("--fold", type=int, help="UCF101/HMDB51 split number (default 1)")
     group.add_argument("--val-fraction", type=float, help="held-out share of train (val split)")

@@ -54,7 +54,7 @@ def evaluate_checkpoint(
 def open_test_set(args: argparse.Namespace, meta: CheckpointMeta, checkpoint: str,
                   modality: str | None = None):
     config = args.config or run_config_path(checkpoint)
-    names = ("format", "root", "annotations", "frame_root", "flow_prefix", "fold",
+    names = ("format", "root", "annotations", "frame_root", "flow_root", "flow_prefix", "fold",
              "val_fraction", "seed", "on_missing")
     overrides = {k: getattr(args, k) for k in names}
     settings = data_settings(config, overrides)

@@ -39,6 +39,7 @@ class DataSettings:
     root: str | None = None
     annotations: str | None = None
     frame_root: str | None = None
+    flow_root: str | None = None
     flow_prefix: str = "TVL1jpg_"
     fold: int = 1
     val_fraction: float = 0.1
@@ -103,7 +104,8 @@ def build_test_set(
     dataset = build_dataset(
         settings.format, settings.root, settings.annotations, split,
         modality or meta.modality, meta.clip_len, meta.crop_size,
-        frame_root=settings.frame_root, fold=settings.fold, val_fraction=settings.val_fraction,
+        frame_root=settings.frame_root, flow_root=settings.flow_root, fold=settings.fold,
+        val_fraction=settings.val_fraction,
         seed=settings.seed, use_test_as_val=settings.use_test_as_val, clips=clips,
         augment=False, stride=settings.stride, flow_prefix=settings.flow_prefix,
         flow_scale=flow_scale, scale_flow_vectors=meta.flow_vectors_scaled, fps=meta.fps,

@@ -78,6 +78,13 @@ def _register_flow(subparsers) -> None:
         action="store_true",
         help="mpeg from videos: re-encode without B-frames first (exact vector scales)",
     )
+    parser.add_argument(
+        "--packed",
+        action="store_true",
+        help="videos: one file a video, OUT/<class>/<video>.<prefix>pack (the same JPEG "
+        "planes behind an offset table) instead of two files a pair; datasets read it "
+        "with data.flow_root",
+    )
     parser.add_argument("--report", type=Path, default=None, help="report path (.json + .csv)")
     parser.set_defaults(handler=run_flow)
 
@@ -104,6 +111,7 @@ def run_flow(args: argparse.Namespace) -> int:
         fps=args.fps or None,
         short_side=args.short_side or None,
         reencode=args.reencode,
+        packed=args.packed,
         threads=threads.per_worker(workers, free),
         progress=workers == 1,
     )

@@ -32,6 +32,7 @@ from mars_action import threads
 from mars_action.errors import MarsError
 from mars_action.flow.methods import check_method, compute_flow
 from mars_action.flow.mpeg import iter_mpeg_flow
+from mars_action.flow.packed import pack_name, write_pack
 from mars_action.flow.quantize import BOUND, quantize
 from mars_action.progress import duration
 from mars_action.video import framestore, store
@@ -59,6 +60,7 @@ class FlowJob:
     reencode: bool = False  # mpeg from videos: re-encode without B-frames first
     threads: int = 1  # OpenCV / torch threads in each worker
     progress: bool = False  # a per-video pairs bar (one worker only)
+    packed: bool = False  # videos only: one pack file a video (mars_action.flow.packed)
 
     @property
     def marker(self) -> str:
@@ -82,6 +84,8 @@ def extract_flow(
     source = Path(source)
     workers = workers or (1 if job.device != "cpu" else threads.free_cores())
     if is_frame_store(source):
+        if job.packed:
+            raise MarsError(f"{source}: --packed writes flow of videos; a frame store has JPEGs")
         if out_root is not None:
             raise MarsError(f"{source}: a frame store gets its flow beside the frames; drop --out")
         store.record(source, flow_settings(job, from_videos=False), flow_prefix=job.prefix)
@@ -98,7 +102,7 @@ def extract_flow(
         store.record(out_root, flow_settings(job, from_videos=True), flow_prefix=job.prefix)
         items = find_videos(source)
         run = functools.partial(flow_from_video, out_root=Path(out_root), job=job)
-        skip = functools.partial(_video_done, Path(out_root), job.marker)
+        skip = functools.partial(_video_done, Path(out_root), job)
         key = str
     return run_batch(
         items,
@@ -187,13 +191,26 @@ def flow_from_frame_dir(video_dir: Path, job: FlowJob) -> dict[str, int]:
 
 
 def flow_from_video(item: VideoItem, out_root: Path, job: FlowJob) -> dict[str, int]:
-    """Flow of one video file, decoded in memory, into ``<out_root>/<class>/<video>/``."""
+    """Flow of one video file, decoded in memory, into ``<out_root>/<class>/<video>/``.
+
+    With ``job.packed``, into one file ``<out_root>/<class>/<video>.<prefix>pack`` instead.
+    """
     _limit_threads(job)
     if job.method == "mpeg":
         fields = iter_mpeg_flow(item.path, job.fps, job.short_side, job.reencode)
     else:
         fields = _solve((f for _, f in iter_frames(item.path, job.fps, job.short_side)), job)
+    if job.packed:
+        header = {**flow_settings(job, from_videos=True), "prefix": job.prefix}
+        pairs = write_pack(pack_path(out_root, item, job.prefix), fields, header, job.quantize,
+                           job.quality)  # fmt: skip
+        return {"pairs": pairs}
     return _write(output_dir(out_root, item), fields, job)
+
+
+def pack_path(out_root: str | Path, item: VideoItem, prefix: str) -> Path:
+    """``<out_root>/<class>/<video>.<prefix>pack``: the packed flow of one video."""
+    return output_dir(out_root, item).parent / pack_name(item.stem, prefix)
 
 
 def _solve(frames: Iterable[np.ndarray], job: FlowJob, total: int | None = None) -> Iterator:
@@ -291,9 +308,11 @@ def _is_done(marker: str, video_dir: Path) -> bool:
     return framestore.is_done(video_dir, marker)
 
 
-def _video_done(out_root: Path, marker: str, item: VideoItem) -> bool:
+def _video_done(out_root: Path, job: FlowJob, item: VideoItem) -> bool:
     try:
-        return framestore.is_done(output_dir(out_root, item), marker)
+        if job.packed:  # a pack is renamed into place whole: there means complete
+            return pack_path(out_root, item, job.prefix).is_file()
+        return framestore.is_done(output_dir(out_root, item), job.marker)
     except MarsError:  # outside out_root: the job fails with the reason
         return False
 

@@ -83,7 +83,7 @@ def teacher_stats(config: ExperimentConfig, phases: list[Phase], teacher: nn.Mod
         return None
     data = config.data
     data_key = {k: getattr(data, k) for k in ("format", "root", "annotations", "frame_root",
-                                              "fold", "val_fraction", "seed", "clip_len",
+                                              "flow_root", "fold", "val_fraction", "seed", "clip_len",
                                               "crop_size", "flow_scale", "scale_flow_vectors")}
     if process.distributed:
         raise MarsError("distill.normalize standardize: compute the statistics on one process "

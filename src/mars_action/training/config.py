@@ -46,6 +46,7 @@ class DataConfig:
     root: str | None = None  # the videos (<class>/<video>.<ext>)
     annotations: str | None = None  # annotation file or folder of the format
     frame_root: str | None = None  # frame store (<class>/<video>/00001.jpg); needed for flow
+    flow_root: str | None = None  # or packed flow (mars flow VIDEOS --out DIR --packed)
     fold: int = 1  # UCF101 / HMDB51 split number
     val_fraction: float = 0.1  # of each class's train videos, held out for validation
     seed: int = 0  # seed of that held-out draw (kept apart from train.seed)

@@ -31,6 +31,7 @@ def build_datasets(data: DataConfig, modalities: tuple[str, ...]) -> tuple[Datas
         "crop_size": data.crop_size,
         "root": data.root,
         "frame_root": data.frame_root,
+        "flow_root": data.flow_root,
         "stride": data.stride,
         "flow_prefix": data.flow_prefix,
         "flow_scale": data.flow_scale,

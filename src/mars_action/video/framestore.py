@@ -102,7 +102,7 @@ def read_flow(
     ``window`` and ``reduction`` as for :func:`read_rgb`; both apply to x and y alike.
     """
     paths = [[os.path.join(video_dir, name) for name in flow_names(i, prefix)] for i in indices]
-    return _read_frames(paths, _gray_flags(reduction), 2, window, reduction, video_dir)
+    return _read_frames(paths, gray_flags(reduction), 2, window, reduction, video_dir)
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
@@ -112,10 +112,11 @@ def image_size(path: str | Path) -> tuple[int, int]:
 
 def _color_flags(reduction: int) -> int:
     # IMREAD_REDUCED_COLOR_n is BGR; its reduction bits with the RGB flag give RGB.
-    return _gray_flags(reduction) | cv2.IMREAD_COLOR_RGB
+    return gray_flags(reduction) | cv2.IMREAD_COLOR_RGB
 
 
-def _gray_flags(reduction: int) -> int:
+def gray_flags(reduction: int) -> int:
+    """OpenCV read flags for a grayscale JPEG decoded at ``1 / reduction`` (flow planes)."""
     flags = {
         1: cv2.IMREAD_GRAYSCALE,
         2: cv2.IMREAD_REDUCED_GRAYSCALE_2,
@@ -148,7 +149,7 @@ def _read_frames(
             image = _read_jpeg(path, flags)
             if out is None:
                 full_shape = image.shape
-                rows, cols = _window_slices(image.shape[:2], window, reduction)
+                rows, cols = window_slices(image.shape[:2], window, reduction)
                 out = np.empty((len(paths), *image[rows, cols].shape[:2], channels), np.uint8)
             elif image.shape != full_shape:
                 raise VideoError(
@@ -161,7 +162,7 @@ def _read_frames(
     return out
 
 
-def _window_slices(
+def window_slices(
     shape: tuple[int, int], window: Window | None, reduction: int
 ) -> tuple[slice, slice]:
     """Row and column slices of ``window`` in an image decoded at ``1 / reduction``."""

@@ -98,4 +98,5 @@ def test_tvl1_on_large_frames_is_forecast_before_it_starts(made, monkeypatch):
     pairs = sum(framestore.frame_count(d) - 1 for d in dirs)
     line = extract.tvl1_forecast(dirs, job, workers=2)
     assert f"TV-L1 on {pairs} frame pairs of 32x38 px will take about" in line
+    assert "--short-side" not in line  # already small: only the faster method is suggested
     assert extract.tvl1_forecast(dirs, extract.FlowJob(method="farneback"), 2) is None

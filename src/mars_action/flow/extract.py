@@ -151,10 +151,11 @@ def tvl1_forecast(video_dirs: list[Path], job: FlowJob, workers: int) -> str | N
     if seconds < FORECAST_FROM_S:
         return None
     rate = TVL1_PIXELS_PER_S / height / width
+    smaller = ("smaller frames (mars frames --short-side 128: ~4x faster) or "
+               if min(height, width) > 128 else "")
     return (f"mars flow: TV-L1 on {pairs} frame pairs of {height}x{width} px will take about "
-            f"{duration(seconds)} on {workers} process(es) (~{rate:.2g} pairs/s a core). "
-            f"Smaller frames (mars frames --short-side 128: ~4x faster) or --method farneback "
-            f"(~100x) try things quickly")
+            f"{duration(seconds)} on {workers} process(es) (~{rate:.2g} pairs/s a core); "
+            f"{smaller}--method farneback (~100x faster) try things quickly")
 
 
 def is_frame_store(source: Path) -> bool:

@@ -73,11 +73,6 @@ def per_worker(workers: int, free: int | None = None) -> int:
     return max(1, free // max(1, workers))
 
 
-def default_workers(free: int | None = None) -> int:
-    """Pool processes when the user named none: one per free core."""
-    return free_cores() if free is None else free
-
-
 def apply(environ: dict | None = None) -> int:
     """Set the policy into ``environ`` (default ``os.environ``) for this process and its
     children; returns the intra-op thread count torch will start with.
@@ -93,10 +88,3 @@ def apply(environ: dict | None = None) -> int:
         return max(1, int(environ[NUM_THREADS]))
     except ValueError:
         return 1
-
-
-def describe(environ: dict | None = None) -> str:
-    """One line for benchmark records: the policy in force."""
-    environ = os.environ if environ is None else environ
-    return (f"{WAIT_POLICY}={environ.get(WAIT_POLICY, 'unset')} "
-            f"{NUM_THREADS}={environ.get(NUM_THREADS, 'unset')} cores={cores()}")

@@ -13,9 +13,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train an RGB, Flow, MERS or MARS stream from a YAML experiment",
         description="Train the stream a YAML experiment describes (configs/...). Dotted "
         "overrides go after the file, e.g. `mars train configs/paper/hmdb51_mars_16f.yaml "
-        "distill.teacher=runs/flow/checkpoints/best.pt recipe=released`. Several nodes: "
-        "start `torchrun --nnodes N --nproc_per_node G ... -m mars_action.cli train CONFIG "
-        "--run-dir DIR` on each node; the run reads torchrun's environment.",
+        "distill.teacher=runs/flow/checkpoints/best.pt recipe=released`. Several hosts: run "
+        "`mars train CONFIG --gpus G --nnodes N --node-rank R --master ADDR:PORT` on each "
+        "(same CONFIG and --run-dir on a shared disk; docs/cluster.md), or start torchrun "
+        "yourself: the run reads its environment.",
     )
     parser.add_argument("config", help="the experiment YAML (or a run folder's config.yaml)")
     parser.add_argument(
@@ -35,6 +36,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="start N processes with torchrun, one per GPU (without CUDA: N CPU processes)",
     )
     parser.add_argument(
+        "--nnodes",
+        type=int,
+        default=1,
+        help="hosts of one run: start the same command on each, with its --node-rank",
+    )
+    parser.add_argument("--node-rank", type=int, default=0, help="this host's rank (0: master)")
+    parser.add_argument(
+        "--master", metavar="ADDR:PORT", help="node 0's address and a free port (--nnodes > 1)"
+    )
+    parser.add_argument(
         "--strict",
         action="store_true",
         help="annotated videos not found or classes without training videos are errors "
@@ -45,16 +56,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from mars_action.training.config import load_experiment
-    from mars_action.training.distributed import launch
+    from mars_action.training.distributed import launch, parse_nodes
     from mars_action.training.trainer import train
 
     if args.strict:  # kept in the run's config.yaml like any other setting
         args.overrides = [*args.overrides, "data.strict=true"]
     config = load_experiment(args.config, args.overrides)
     run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / config.name
-    if args.gpus and args.gpus > 1 and "LOCAL_RANK" not in os.environ:
+    nodes = parse_nodes(args.nnodes, args.node_rank, args.master)
+    several = (args.gpus and args.gpus > 1) or nodes.count > 1
+    if several and "LOCAL_RANK" not in os.environ:
         argv = ["train", args.config, *args.overrides, "--run-dir", str(run_dir)]
-        return launch(argv + (["--resume"] if args.resume else []), args.gpus)
+        return launch(argv + (["--resume"] if args.resume else []), args.gpus or 1, nodes)
     summary = train(config, run_dir, resume=args.resume)
     if int(os.environ.get("RANK", "0")) == 0:
         best = (

@@ -87,8 +87,45 @@ def barrier(process: Process) -> None:
         dist.barrier()
 
 
-def launch(argv: list[str], nproc: int) -> int:
-    """Re-run ``mars`` with ``argv`` under torchrun on ``nproc`` local processes."""
+@dataclass(frozen=True)
+class Nodes:
+    """Where this host stands among the hosts of one run (torchrun's static rendezvous)."""
+
+    count: int = 1
+    rank: int = 0
+    master: str = ""  # ADDR:PORT of node 0, reachable from every node
+
+    def torchrun_args(self) -> list[str]:
+        """``--standalone`` on one host; else the nodes, this node's rank and the master."""
+        if self.count == 1:
+            return ["--standalone"]
+        address, _, port = self.master.rpartition(":")
+        return [f"--nnodes={self.count}", f"--node_rank={self.rank}",
+                f"--master_addr={address}", f"--master_port={port}"]  # fmt: skip
+
+
+def parse_nodes(count: int, rank: int, master: str | None) -> Nodes:
+    """Check ``--nnodes/--node-rank/--master`` and bundle them.
+
+    Raises:
+        MarsError: a rank outside the nodes, or several nodes without ``ADDR:PORT``.
+    """
+    if count < 1 or not 0 <= rank < count:
+        raise MarsError(f"--node-rank {rank} of --nnodes {count}: need 0 <= rank < nodes")
+    if count > 1:
+        address, _, port = (master or "").rpartition(":")
+        if not address or not port.isdigit():
+            raise MarsError(f"--master {master!r}: several nodes need ADDR:PORT of node 0")
+    return Nodes(count, rank, master or "")
+
+
+def launch(argv: list[str], nproc: int, nodes: Nodes = Nodes()) -> int:
+    """Re-run ``mars`` with ``argv`` under torchrun: ``nproc`` processes on each of ``nodes``.
+
+    Every node runs the same command with its own ``--node-rank``; torchrun's static
+    rendezvous at node 0's ``--master`` joins them into one process group, ranks
+    ``node_rank * nproc + local_rank``.
+    """
     if nproc < 1:
         raise MarsError(f"--gpus {nproc}: must be at least 1")
     if torch.cuda.is_available() and nproc > torch.cuda.device_count():
@@ -97,7 +134,7 @@ def launch(argv: list[str], nproc: int) -> int:
         sys.executable,
         "-m",
         "torch.distributed.run",
-        "--standalone",
+        *nodes.torchrun_args(),
         f"--nproc_per_node={nproc}",
         "-m",
         "mars_action.cli",

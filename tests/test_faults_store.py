@@ -202,3 +202,17 @@ def test_a_list_entry_leaving_out_is_one_failure_and_the_batch_goes_on(tmp_path)
     assert summary.exit_code == 1
     assert list(outside.iterdir()) == [] and sorted(os.listdir(tmp_path / "nest")) == ["out"]
     assert sorted(os.listdir(tmp_path)) == ["nest", "outside", "src"]
+
+
+def test_flow_of_a_video_claimed_by_another_run_is_skipped(tmp_path):
+    store = tmp_path / "store"
+    for name in ("c/v0", "c/v1"):
+        fs.write_frames(store / name, moving_square_frames(4, 48, 64))
+    other = hold_lock(store / "c" / "v0", "TVL1jpg_done")
+    try:
+        summary = extract_flow(store, FlowJob(method="farneback"), workers=1)
+    finally:
+        other.close()
+    status = {Path(r.item).name: r.status for r in summary.results}
+    assert status == {"v0": "skipped", "v1": "done"} and summary.exit_code == 0
+    assert fs.flow_count(store / "c" / "v0") == 0 and fs.flow_count(store / "c" / "v1") == 3

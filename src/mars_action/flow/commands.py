@@ -124,7 +124,8 @@ def run_flow(args: argparse.Namespace) -> int:
     pairs = sum(result.figures.get("pairs", 0) for result in summary.results)
     print(summary.format(), file=sys.stderr if summary.failures else sys.stdout)
     rate = pairs / summary.seconds if summary.seconds > 0 else 0.0
-    print(f"{pairs} frame pairs, {rate:.2f} pairs/s; report: {report.with_suffix('.json')}")
+    where = "" if summary.report_error else f"; report: {report.with_suffix('.json')}"
+    print(f"{pairs} frame pairs, {rate:.2f} pairs/s{where}")
     return summary.exit_code
 
 

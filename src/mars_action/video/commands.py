@@ -104,5 +104,6 @@ def run_frames(args: argparse.Namespace) -> int:
         preset=args.preset,
     )
     print(summary.format(), file=sys.stderr if summary.failures else sys.stdout)
-    print(f"report: {report.with_suffix('.json')} (and .csv)")
+    if not summary.report_error:
+        print(f"report: {report.with_suffix('.json')} (and .csv)")
     return summary.exit_code

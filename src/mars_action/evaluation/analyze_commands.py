@@ -1,4 +1,5 @@
-"""``mars analyze <static|cam|classwise|alpha-sweep|curves|time>``: each writes PNG + JSON."""
+"""``mars analyze <static|cam|classwise|alpha-sweep|curves|time|frontier>``: each writes PNG
++ JSON."""
 
 from __future__ import annotations
 
@@ -72,6 +73,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     timing.add_argument("--title", default="Accuracy vs time", help="the figure's title")
     timing.add_argument("--out", default="analysis/time", help="output folder")
     timing.set_defaults(handler=_time)
+
+    frontier = kinds.add_parser(
+        "frontier", help="accuracy vs GMACs and vs CPU latency of efficient students")
+    frontier.add_argument("result", help="frontier.json of benchmarks/bench_frontier.py")
+    frontier.add_argument("--light", default="mobilenet3d_v2_half", help="the light student")
+    frontier.add_argument("--reference", default="resnet10_tiny",
+                          help="the student of the teacher's architecture")
+    frontier.add_argument("--out", default="analysis/frontier", help="output folder")
+    frontier.set_defaults(handler=_frontier)
 
 
 def _static(args: argparse.Namespace) -> int:
@@ -258,3 +268,32 @@ def _stream_seconds(item: str) -> tuple[str, float]:
     except ValueError:
         raise MarsError(
             f"--flow-seconds {item!r}: expected STREAM=SECONDS, e.g. flow=31.5") from None
+
+
+def _frontier(args: argparse.Namespace) -> int:
+    import json
+
+    from mars_action.evaluation.files import write_json
+    from mars_action.evaluation.frontier import frontier_points, plot_frontier, targets
+
+    try:
+        data = json.loads(Path(args.result).read_text())
+    except (OSError, ValueError) as error:
+        raise MarsError(f"{args.result}: not a readable frontier result ({error})") from None
+    figures = data.get("figures", data)  # the benchmark's file, or its figures alone
+    if not isinstance(figures, dict) or "accuracy" not in figures:
+        raise MarsError(f"{args.result}: no 'accuracy' of bench_frontier.py in the file")
+    figures.setdefault("latency", {})
+    figures.setdefault("archs", sorted({run["arch"] for run in figures["accuracy"].values()}))
+    out = Path(args.out)
+    points = frontier_points(figures)
+    checks = targets(figures, args.light, args.reference)
+    write_json(out / "frontier.json", {"points": points, "targets": checks})
+    plot_frontier(points, out / "frontier.png")
+    for point in points:
+        print(f"{point['arch']:>20s} {point['stream']:4s} top-1 {point['top1']:5.1f} "
+              f"+- {point['top1_std']:4.1f} ({point['seeds']} seeds)")
+    for check in checks:
+        print(f"{'met' if check['met'] else 'NOT met'}: {check['target']}")
+    print(f"wrote {out}/frontier.png and {out}/frontier.json")
+    return 0

@@ -1,0 +1,303 @@
+"""The efficiency frontier: accuracy of RGB and MARS students of several families vs their
+cost (GMACs, CPU latency per clip at fp32 / bf16 / int8).
+
+One Flow teacher (resnet10_tiny, the demo's) distils into students of every family in
+``ARCHS`` (cross-family through adapters); each family is also trained on RGB alone,
+with the same recipe, over several seeds. Work files go to ``benchmarks/frontier/runs``
+(ignored); results to ``benchmarks/results/frontier.json``. Two stages, resumable::
+
+    OMP_NUM_THREADS=1 flock /tmp/mars-heavy.lock nice -n 5 \\
+        .venv/bin/python benchmarks/bench_frontier.py train --seeds 0 1 2
+    ... bench_frontier.py latency      # CPU latency, precisions, agreement, stream fps
+
+The recipe is the demo's (``DemoSettings.full``: 16-frame clips, 28 px crops, alpha 20
+on ``layer3`` maps, SGD lr 0.1 cosine) on a smaller synthetic set and fewer epochs so
+that 18 runs fit in half an hour of one CPU core; MARS students start from scratch (the
+demo starts them from the RGB weights). X3D-XS reads 4-frame clips, its own input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+from harness import write_result
+
+HERE = Path(__file__).resolve().parent / "frontier"
+ARCHS = ("resnet10_tiny", "x3d_xs", "mobilenet3d_v2_half")
+TEACHER_ARCH = "resnet10_tiny"
+CLIP_LEN = {"x3d_xs": 4}  # X3D-XS's input is 4 frames; the others take the demo's 16
+STREAMS = ("rgb", "mars")
+
+
+def settings(seed: int, epochs: int, videos: int):
+    from mars_action.data.synthetic import spec_with_classes
+    from mars_action.demo.settings import DemoSettings
+
+    spec = spec_with_classes(8, videos_per_class=videos, height=32, width=32, num_frames=24,
+                             speed=(0.6, 1.3))
+    return DemoSettings(source=spec, epochs=epochs, from_rgb=(), seed=seed, threads=1)
+
+
+def prepare_data(layout, demo) -> None:
+    """Videos, frames and TV-L1 flow, once for every run (skipped when present)."""
+    from mars_action.data.synthetic import generate_dataset
+    from mars_action.demo.settings import video_source
+    from mars_action.flow.extract import FlowJob, extract_flow
+    from mars_action.video.extract import extract_frames
+
+    generate_dataset(layout.data, demo.source)
+    videos = video_source(demo, layout)
+    extract_frames(videos.root, layout.frames, fps=videos.fps, short_side=videos.short_side,
+                   workers=1)
+    extract_flow(layout.frames, FlowJob(method="tvl1"), workers=1)
+
+
+def experiment(stream: str, arch: str, demo, layout):
+    """The demo's config of ``stream`` with the student's family (channels_last: the
+    channel-wise 3D convs of X3D and MobileNet train ~4x faster on the CPU in it)."""
+    from mars_action.demo.settings import stream_config
+
+    config = stream_config(stream, demo, layout)
+    model = dataclasses.replace(config.model, arch=arch, channels_last=True)
+    data = dataclasses.replace(config.data, clip_len=CLIP_LEN.get(arch, demo.clip_len))
+    return dataclasses.replace(config, name=f"frontier_{arch}_{stream}", model=model, data=data)
+
+
+def datasets(config, demo):
+    """The training stage's datasets with the demo's two largest crop scales."""
+    from mars_action.data import TrainTransform
+    from mars_action.training import resolve
+    from mars_action.training.datasets import build_datasets
+
+    data = resolve(config).data
+    modalities = {"flow": ("flow",), "rgb": ("rgb",)}.get(config.stream, ("rgb", "flow"))
+    train_set, val_set = build_datasets(data, modalities)
+    train_set.transform = TrainTransform(data.crop_size, scales=demo.crop_scales,
+                                         flow_scale=data.flow_scale,
+                                         scale_vectors=data.scale_flow_vectors)
+    return train_set, val_set
+
+
+def test_top1(checkpoint: Path, demo, layout) -> dict:
+    """Video top-1 (and clip top-1) on the test split, every clip of each video."""
+    from mars_action.demo.settings import video_source
+    from mars_action.evaluation import evaluate
+    from mars_action.evaluation.loading import DataSettings, build_test_set
+    from mars_action.evaluation.metrics import summarize
+    from mars_action.models import load_checkpoint
+
+    videos = video_source(demo, layout)
+    data = DataSettings(format=videos.format, root=videos.root, annotations=videos.annotations,
+                        frame_root=str(layout.frames), val_fraction=demo.val_fraction,
+                        seed=demo.split_seed)
+    model, meta = load_checkpoint(checkpoint)
+    scores = evaluate(model, meta, build_test_set(data, meta, "test"), progress=False)
+    summary = summarize(scores)
+    return {"top1": summary["top1"], "clip_top1": summary.get("clip_top1")}
+
+
+def train_all(args) -> None:
+    import torch
+
+    from mars_action.demo.settings import Layout
+    from mars_action.errors import MarsError
+    from mars_action.training import train
+
+    torch.set_num_threads(1)
+    work = args.work
+    store = work / "store"
+    results_path = work / "accuracy.json"
+    results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    for seed in args.seeds:
+        demo = settings(seed, args.epochs, args.videos)
+        layout = Layout(work / f"seed{seed}", store)
+        if seed == args.seeds[0]:
+            tic = time.perf_counter()
+            prepare_data(layout, demo)
+            print(f"data ready in {time.perf_counter() - tic:.0f} s", flush=True)
+        # One teacher for every student: the first seed's Flow resnet10_tiny.
+        teacher_layout = Layout(work / f"seed{args.seeds[0]}", store)
+        jobs = [("flow", TEACHER_ARCH)] if seed == args.seeds[0] else []
+        jobs += [(stream, arch) for arch in ARCHS for stream in STREAMS]
+        for stream, arch in jobs:
+            key = f"{arch}/{stream}/seed{seed}"
+            if key in results:
+                continue
+            config = experiment(stream, arch, demo, layout)
+            if stream == "mars":
+                teacher = str(teacher_layout.runs / f"{TEACHER_ARCH}_flow/checkpoints/best.pt")
+                config = dataclasses.replace(
+                    config, distill=dataclasses.replace(config.distill, teacher=teacher))
+            run_dir = layout.runs / f"{arch}_{stream}"
+            tic = time.perf_counter()
+            train_set, val_set = datasets(config, demo)
+            try:
+                summary = train(config, run_dir, resume=True, train_set=train_set,
+                                val_set=val_set)
+            except MarsError as error:  # a diverged run is a result too; the others go on
+                results[key] = {"arch": arch, "stream": stream, "seed": seed,
+                                "failed": str(error)}
+                results_path.write_text(json.dumps(results, indent=2))
+                print(f"{key}: FAILED {error}", flush=True)
+                continue
+            seconds = time.perf_counter() - tic
+            accuracy = test_top1(summary.best_checkpoint, demo, layout)
+            results[key] = {"arch": arch, "stream": stream, "seed": seed,
+                            "train_s": round(seconds, 1), "best_epoch": summary.best_epoch,
+                            "checkpoint": str(summary.best_checkpoint), **accuracy}
+            results_path.write_text(json.dumps(results, indent=2))
+            print(f"{key}: test top-1 {accuracy['top1']:.1f}% ({seconds:.0f} s)", flush=True)
+
+
+def _clips(dataset, modality: str, limit: int):
+    """Up to ``limit`` clips (K, C, T, S, S) from a dataset's samples, in order."""
+    import torch
+
+    clips, index = [], 0
+    while sum(len(c) for c in clips) < limit and index < len(dataset):
+        value = torch.as_tensor(dataset[index][modality])
+        clips.append(value if value.dim() == 5 else value[None])
+        index += 1
+    return torch.cat(clips)[:limit]
+
+
+def latency_rows(arch: str, checkpoint: Path, demo, layout, side: int | None = None) -> dict:
+    """ms per clip at batch 1 and 8 (one thread) of eager fp32, optimised fp32, bf16 and
+    int8, with each one's top-1 agreement with eager fp32 on the test clips (``side``:
+    the clips enlarged to ``side`` px, the paper's 112, as the first 96 clips)."""
+    import torch
+    import torch.nn.functional as F
+    from harness import time_call
+
+    from mars_action.demo.settings import video_source
+    from mars_action.evaluation.loading import DataSettings, build_test_set
+    from mars_action.inference.precision import agreement, bf16_supported, convert
+    from mars_action.models import count_macs, load_checkpoint
+    from mars_action.models.optimize import to_model_layout
+
+    model, meta = load_checkpoint(checkpoint)
+    videos = video_source(demo, layout)
+    data = DataSettings(format=videos.format, root=videos.root, annotations=videos.annotations,
+                        frame_root=str(layout.frames), val_fraction=demo.val_fraction,
+                        seed=demo.split_seed)
+    test = _clips(build_test_set(data, meta, "test"), "rgb", 400)
+    config = experiment("rgb", arch, demo, layout)
+    calibration = _clips(datasets(config, demo)[0], "rgb", 32)
+    if side is not None:
+        test, calibration = (F.interpolate(c, size=(c.shape[2], side, side), mode="trilinear")
+                             for c in (test[:96], calibration))
+    networks = {"fp32_eager": model, "fp32": convert(model, "fp32")}
+    if bf16_supported():
+        networks["bf16"] = convert(model, "bf16")
+    networks["int8"] = convert(model, "int8", torch.split(calibration, 8))
+    row = {"gmacs": count_macs(model, tuple(test.shape[1:])) / 1e9,
+           "clip": list(test.shape[1:]), "test_clips": len(test)}
+    for name, network in networks.items():
+        entry = {"agreement": agreement(model, network, test)}
+        for batch in (1, 8):
+            clips = to_model_layout(network, test[:batch])
+            with torch.inference_mode():
+                seconds = time_call(lambda: network(clips), warmup=2, repeat=7)  # noqa: B023
+            entry[f"ms_per_clip_b{batch}"] = seconds * 1000 / batch
+        row[name] = entry
+    eager = row["fp32_eager"]
+    for name in networks:
+        for batch in (1, 8):
+            key = f"ms_per_clip_b{batch}"
+            row[name][f"speedup_b{batch}"] = eager[key] / row[name][key]
+    return row
+
+
+def stream_fps(checkpoint: Path, work: Path, seconds: float = 8.0) -> dict:
+    """``mars stream`` on a 640x480 25 fps file, one thread on one core: frames in per s."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    from mars_action.data.synthetic import render_video, spec_with_classes
+    from mars_action.video.writer import write_video
+
+    video = work / "camera_640x480.mp4"
+    if not video.is_file():
+        spec = spec_with_classes(1, videos_per_class=1, height=480, width=640,
+                                 num_frames=int(25 * seconds))
+        write_video(video, render_video(spec, 0, 0), fps=25.0)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = ["taskset", "-c", "0", sys.executable, "-m", "mars_action.cli", "stream",
+               str(video), "--checkpoint", str(checkpoint), "--device", "cpu"]
+    tic = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - tic
+    frames = re.search(r"(\d+) frames, (\d+) windows", done.stderr)
+    latencies = [float(m) for m in re.findall(r"(\d+) ms", done.stdout)]
+    if done.returncode or frames is None:
+        return {"failed": done.stderr.strip().splitlines()[-1:]}
+    count = int(frames.group(1))
+    return {"frames": count, "windows": int(frames.group(2)), "wall_s": round(wall, 2),
+            "frames_per_s": count / wall, "video": "640x480, 25 fps",
+            "window_latency_ms_median": sorted(latencies)[len(latencies) // 2]
+            if latencies else None}
+
+
+def measure_latency(args) -> None:
+    import os
+
+    import torch
+
+    from mars_action.demo.settings import Layout
+
+    torch.set_num_threads(1)
+    work = args.work
+    accuracy = json.loads((work / "accuracy.json").read_text())
+    demo = settings(args.seeds[0], args.epochs, args.videos)
+    layout = Layout(work / f"seed{args.seeds[0]}", work / "store")
+    rows = {}
+    for arch in ARCHS:
+        run = accuracy.get(f"{arch}/mars/seed{args.seeds[0]}", {})
+        if "checkpoint" not in run:
+            continue
+        rows[arch] = latency_rows(arch, Path(run["checkpoint"]), demo, layout)
+        rows[arch]["at_112"] = latency_rows(arch, Path(run["checkpoint"]), demo, layout, 112)
+        print(arch, json.dumps(rows[arch]), flush=True)
+    light = accuracy.get(f"{ARCHS[-1]}/mars/seed{args.seeds[0]}", {})
+    stream = stream_fps(Path(light["checkpoint"]), work) if "checkpoint" in light else None
+    figures = {"accuracy": accuracy, "latency": rows, "stream": stream,
+               "load_average": os.getloadavg(), "archs": ARCHS, "teacher": TEACHER_ARCH,
+               "epochs": args.epochs, "videos_per_class": args.videos, "seeds": args.seeds}
+    (work / "latency.json").write_text(json.dumps(figures, indent=2))
+    write_result("frontier", figures, summary=frontier_summary(figures))
+
+
+def frontier_summary(figures: dict) -> str:
+    """One line: MARS - RGB per family (mean over seeds) and the fastest int8 speed-up."""
+    from mars_action.evaluation.frontier import mean_top1
+
+    parts = []
+    for arch in figures["archs"]:
+        rgb, mars = (mean_top1(figures["accuracy"], arch, s) for s in ("rgb", "mars"))
+        if rgb is not None and mars is not None:
+            parts.append(f"{arch} RGB {rgb:.1f} MARS {mars:.1f}")
+    return "frontier: " + "; ".join(parts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("stage", choices=("train", "latency", "all"))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--videos", type=int, default=40, help="synthetic videos per class")
+    parser.add_argument("--work", type=Path, default=HERE / "runs", help="runs and data")
+    args = parser.parse_args()
+    if args.stage in ("train", "all"):
+        train_all(args)
+    if args.stage in ("latency", "all"):
+        measure_latency(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -141,3 +141,17 @@ def test_mars_frames_released_preset_writes_the_store(tmp_path):
     assert framestore.frame_count(out) == len(list(iter_released_jpegs(video))) == expected == 27
     assert framestore.read_rgb(out, [0]).shape == (1, 256, 341, 3)
     assert framestore.read_done(out) == {"frames": expected}
+
+
+def test_paper_configs_refuse_frames_made_otherwise(tmp_path):
+    from mars_action.errors import MarsError
+    from mars_action.training.config import load_experiment
+    from mars_action.video import store
+
+    config = Path(__file__).resolve().parents[1] / "configs/paper/ucf101_rgb_16f.yaml"
+    assert load_experiment(config).data.frames == "released"
+    assert load_experiment(config, [f"data.frame_root={tmp_path}"])  # nothing recorded: passes
+    store.record(tmp_path, {"preset": "mars", "fps": 25.0, "short_side": 256})
+    with pytest.raises(MarsError, match="frames made with --preset mars"):
+        load_experiment(config, [f"data.frame_root={tmp_path}"])
+    assert load_experiment(config, [f"data.frame_root={tmp_path}", "data.frames=null"])

@@ -64,6 +64,9 @@ class DataConfig:
     short_side: int | None = None
     on_missing: str = "error"  # empty or missing frame folders: error | skip
     flip: bool = True  # training's horizontal flips; false where a mirror changes the class
+    # How the frame store's frames must have been made (mars frames --preset, recorded in
+    # its store.json): released | mars; null accepts any (and shipped frames)
+    frames: str | None = None
     strict: bool = False  # missing videos or classes without train videos: error, not warning
     batch_size: int = 32
     num_workers: int = 4
@@ -177,6 +180,7 @@ def resolve(config: ExperimentConfig) -> ExperimentConfig:
         frozen_bn = "update" if config.recipe == "released" else "freeze"
         config.model = dataclasses.replace(config.model, frozen_bn=frozen_bn)
     config.data = frame_grid(config.data)
+    check_frames_preset(config.data)
     if config.data.scale_flow_vectors is None:
         scaled = config.recipe != "released"
         config.data = dataclasses.replace(config.data, scale_flow_vectors=scaled)
@@ -222,6 +226,28 @@ def frame_grid(data: DataConfig) -> DataConfig:
             )
         values[key] = made if made is not None else given if given is not None else default
     return dataclasses.replace(data, **values)
+
+
+def check_frames_preset(data: DataConfig) -> None:
+    """Refuse a frame store made otherwise than ``data.frames`` says.
+
+    Released checkpoints were trained on frames of the authors' ``ffmpeg`` command; a
+    fine-tuning on other frames loses accuracy silently (craston/MARS#2), so the paper
+    and released configs ask for ``released`` frames. A store that recorded no preset
+    (made before presets were recorded, or shipped as frames) passes.
+
+    Raises:
+        MarsError: the store recorded another preset.
+    """
+    if data.frames is None or not data.frame_root:
+        return
+    made = store.read(data.frame_root).get(store.FRAMES, {}).get("preset")
+    if made is not None and made != data.frames:
+        raise MarsError(
+            f"{data.frame_root}: frames made with --preset {made}, the config wants "
+            f"data.frames={data.frames} (mars frames --preset {data.frames}); or set "
+            f"data.frames=null to accept them"
+        )
 
 
 def recipe_defaults(config: ExperimentConfig) -> dict[str, float]:
@@ -292,6 +318,8 @@ def check(config: ExperimentConfig) -> None:
     _one_of("train.amp", config.train.amp, AMP_MODES)
     _one_of("mers.variant", config.mers.variant, MERS_VARIANTS)
     _one_of("train.select", config.train.select, SELECTIONS)
+    if config.data.frames is not None:
+        _one_of("data.frames", config.data.frames, ("mars", "released"))
     if config.schedule.steps < 0:
         raise MarsError(f"schedule.steps: must be 0 (use epochs) or more, got "
                         f"{config.schedule.steps}")

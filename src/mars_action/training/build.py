@@ -82,9 +82,9 @@ def teacher_stats(config: ExperimentConfig, phases: list[Phase], teacher: nn.Mod
     if not keys:
         return None
     data = config.data
-    data_key = {k: getattr(data, k) for k in ("format", "root", "annotations", "frame_root",
-                                              "flow_root", "fold", "val_fraction", "seed", "clip_len",
-                                              "crop_size", "flow_scale", "scale_flow_vectors")}
+    fields = ("format", "root", "annotations", "frame_root", "flow_root", "fold", "val_fraction",
+              "seed", "clip_len", "crop_size", "flow_scale", "scale_flow_vectors")
+    data_key = {k: getattr(data, k) for k in fields}
     if process.distributed:
         raise MarsError("distill.normalize standardize: compute the statistics on one process "
                         "first (a single-process run writes the cache beside the teacher)")

@@ -121,6 +121,8 @@ class DistillConfig:
     kd: float = 0.0  # weight of T^2 KL(teacher || student) of logits (Hinton 2015)
     temperature: float = 4.0
     attention: dict = field(default_factory=dict)  # {layerN: weight}: attention transfer
+    unlabeled: str | None = None  # a frame store with flow: clips for the teacher terms only
+    unlabeled_ratio: float = 1.0  # unlabelled clips per labelled clip in a batch
 
 
 @dataclass
@@ -356,6 +358,8 @@ def _check_terms(distill: DistillConfig) -> None:
             _non_negative(f"distill.{key}.{layer}", weight)
     _non_negative("distill.alpha", distill.alpha)
     _non_negative("distill.kd", distill.kd)
+    if not distill.unlabeled_ratio > 0:
+        raise MarsError(f"distill.unlabeled_ratio: must be > 0, got {distill.unlabeled_ratio}")
     if not (isinstance(distill.temperature, float) and distill.temperature > 0):
         raise MarsError(f"distill.temperature: must be > 0, got {distill.temperature!r}")
 

@@ -107,11 +107,12 @@ class Meter:
         self.present: set[str] = set()
 
     def add(self, parts: dict[str, torch.Tensor], logits: torch.Tensor, labels: torch.Tensor):
-        count = labels.numel()
+        labelled = labels >= 0  # unlabelled clips (label -1) only feed the teacher terms
+        count = labelled.sum().double()
         self.present.update(k for k in PARTS if k in parts)
         zero = logits.new_zeros((), dtype=torch.float64)
         values = [parts[k].detach().double() * count if k in parts else zero for k in PARTS]
-        correct = (logits.detach().argmax(1) == labels).sum().double()
+        correct = ((logits.detach().argmax(1) == labels) & labelled).sum().double()
         self.sums += torch.stack([*values, correct, zero + count])
 
     def result(self, process: Process) -> dict[str, float]:

@@ -24,6 +24,8 @@ from torch import nn
 
 from mars_action.training.distill import Distiller, DistillSpec, apply_adapters
 
+UNLABELED = -1  # the label of a clip without one (distill.unlabeled): CE skips it
+
 
 @dataclass(frozen=True)
 class Objective:
@@ -154,7 +156,7 @@ class StreamLoss(nn.Module):
     def forward(
         self, logits: torch.Tensor, outputs: dict[str, torch.Tensor] | None, batch: dict
     ) -> dict[str, torch.Tensor]:
-        ce = F.cross_entropy(logits.float(), batch["label"])
+        ce = F.cross_entropy(logits.float(), batch["label"], ignore_index=UNLABELED)
         parts = {"ce": ce.detach()}
         loss = ce if self.objective.ce else None
         if self.distiller is not None:

@@ -12,6 +12,7 @@ Run folder (written by the main process only)::
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,7 @@ from mars_action.training.loading import EpochSampler, make_loader
 from mars_action.training.losses import Phase, plan_phases
 from mars_action.training.metrics import MetricsLog, plot_curves
 from mars_action.training.optim import learning_rates, set_train_mode, step_scheduler
+from mars_action.training.unlabeled import MixedLoader, build_unlabeled, unlabeled_batch
 
 
 @dataclass
@@ -116,6 +118,9 @@ def _train(config, run_dir, process, resume, train_set, val_set, class_names) ->
         needed = build.modalities([p.objective for p in plan_phases(config)])
         train_set, val_set = build_datasets(config.data, needed)
     config = epochs_for_steps(config, len(train_set))
+    extra = None  # clips for the teacher terms only, checked before the run folder is made
+    if config.distill.unlabeled and config.stream in ("mars", "mers"):
+        extra = build_unlabeled(config.data, config.distill.unlabeled)
     training = _prepare_folder(config, run_dir, resume, process)
     class_names = list(class_names or train_set.class_names)
     torch.manual_seed(config.train.seed)  # the same initial weights on every run
@@ -129,7 +134,7 @@ def _train(config, run_dir, process, resume, train_set, val_set, class_names) ->
         model=model,
         meta=build.make_meta(config, class_names),
         state=run_state.run_state(training) if training else run_state.RunState(),
-        train_loader=_loader(train_set, config, process, train=True),
+        train_loader=_train_loader(train_set, extra, config, process),
         val_loader=_loader(val_set, config, process, train=False) if val_set else None,
         log=MetricsLog(run_dir, (training or {}).get("history", [])) if process.is_main else None,
     )
@@ -196,6 +201,17 @@ def _loader(dataset: Dataset, config: ExperimentConfig, process, train: bool):
         train=train,
         pin_memory=process.device.type == "cuda",
     )
+
+
+def _train_loader(train_set: Dataset, extra: Dataset | None, config, process):
+    """The labelled loader, with ``distill.unlabeled`` clips appended to each batch."""
+    loader = _loader(train_set, config, process, train=True)
+    if extra is None:
+        return loader
+    size = unlabeled_batch(config.data.batch_size, config.distill.unlabeled_ratio)
+    data = dataclasses.replace(config.data, batch_size=size * process.world_size)
+    other = _loader(extra, dataclasses.replace(config, data=data), process, train=True)
+    return MixedLoader(loader, other)
 
 
 def _run_phases(run: Run, training: dict[str, Any] | None) -> None:

@@ -142,6 +142,7 @@ class ReleasedScaler:
         full = [*rotate, ("scale", f"{size}:out_range=pc"), ("format", "pix_fmts=yuv420p")]
         self.full = _graph(stream, full)
         self.deep = _graph(stream, [*rotate, ("scale", size), ("format", "pix_fmts=yuv420p16le")])
+        self.chroma_table = to_full_range(np.arange(1 << 16, dtype=np.uint16), luma=False)
 
     def __call__(self, frame) -> av.VideoFrame:
         """The resized full-range 4:2:0 frame (``yuvj420p``) of one decoded frame."""
@@ -152,7 +153,7 @@ class ReleasedScaler:
             height, width = plane.height, plane.width
             chroma = np.frombuffer(source, np.uint16).reshape(-1, source.line_size // 2)
             target = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
-            target[:height, :width] = to_full_range(chroma[:height, :width], luma=False)
+            target[:height, :width] = self.chroma_table[chroma[:height, :width]]
         return out
 
 

@@ -1,4 +1,5 @@
-"""``mars train CONFIG [key=value ...] [--run-dir DIR] [--resume] [--gpus N]``."""
+"""``mars train CONFIG [key=value ...] [--run-dir DIR] [--resume] [--gpus N]`` and
+``mars pretrain CONFIG [key=value ...] [--run-dir DIR] [--resume]``."""
 
 from __future__ import annotations
 
@@ -52,6 +53,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(default: warnings)",
     )
     parser.set_defaults(handler=_train)
+    _register_pretrain(subparsers)
+
+
+def _register_pretrain(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "pretrain",
+        help="motion pretraining: an RGB network learns a Flow teacher's features, no labels",
+        description="Train an RGB network on any videos (labels unused) to reproduce the "
+        "features of the frozen Flow teacher distill.teacher, with the distill.* terms "
+        "(e.g. distill.normalize=standardize distill.hints.layer3=1). A frame store with "
+        "flow as the data (data.format=folder data.annotations=STORE data.frame_root=STORE) "
+        "or distill.unlabeled adds unlabelled clips. The run's checkpoints/best.pt (the last "
+        "epoch's weights) is what model.pretrained of a later `mars train` accepts. Progress, "
+        "metrics and --resume as `mars train`.",
+    )
+    parser.add_argument("config", help="an experiment YAML (its stream is set to pretrain)")
+    parser.add_argument("overrides", nargs="*", help="KEY=VALUE, e.g. schedule.epochs=30")
+    parser.add_argument("--run-dir", help="run folder (default: runs/<config name>_pretrain)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from RUN_DIR/checkpoints/last.pt")
+    parser.set_defaults(handler=_pretrain)
+
+
+def _pretrain(args: argparse.Namespace) -> int:
+    from mars_action.training.config import load_experiment
+    from mars_action.training.trainer import train
+
+    config = load_experiment(args.config, [*args.overrides, "stream=pretrain"])
+    run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / f"{config.name}_pretrain"
+    summary = train(config, run_dir, resume=args.resume)
+    last = summary.history[-1] if summary.history else {}
+    loss = f"val loss {last['val_loss']:.4f}" if last.get("val_loss") is not None else (
+        f"train loss {last.get('train_loss', float('nan')):.4f}")
+    print(f"mars pretrain: {summary.epochs} epochs, {loss}; start a stream from it with "
+          f"model.pretrained={summary.best_checkpoint}")
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -28,7 +28,9 @@ from mars_action.models import FEATURE_NAMES
 from mars_action.training.distill import MAP_LAYERS, NORMALIZERS
 from mars_action.video import store
 
-STREAMS = ("rgb", "flow", "mars", "mers")
+STREAMS = ("rgb", "flow", "mars", "mers", "pretrain")
+# Streams that learn from the frozen Flow teacher (``pretrain``: without labels).
+DISTILLED = ("mars", "mers", "pretrain")
 RECIPES = ("paper", "released")
 SCHEDULERS = ("plateau", "step", "cosine", "constant")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
@@ -339,7 +341,7 @@ def check(config: ExperimentConfig) -> None:
     ):
         if value < 1:
             raise MarsError(f"{key}: must be at least 1, got {value}")
-    if config.stream in ("mars", "mers"):
+    if config.stream in DISTILLED:
         _check_distillation(config)
 
 

@@ -12,6 +12,9 @@
   forward for the CE; here the classifier reads the detached pooled feature of
   the same forward, which gives the same gradients without the second pass (and
   without a second BatchNorm statistics update).
+- ``pretrain`` (``mars pretrain``): the teacher terms alone on any videos, labelled or
+  not; the backbone trains, the classifier is never used. The result is a starting
+  point for ``model.pretrained`` (motion pretraining without Kinetics weights).
 """
 
 from __future__ import annotations
@@ -88,6 +91,9 @@ def plan_phases(config) -> list[Phase]:
     spec = distill_spec(config.distill)
     if config.stream == "mars":
         return [Phase("train", 0, epochs, Objective("rgb", distill=spec), "all", lr)]
+    if config.stream == "pretrain":  # motion pretraining: the teacher terms alone, no labels
+        mimic = Objective("rgb", ce=False, distill=spec)
+        return [Phase("pretrain", 0, epochs, mimic, "backbone", lr)]
     if config.mers.variant == "joint":
         joint = Objective("rgb", distill=replace(spec, feature="pooled"), detach_classifier=True)
         return [Phase("train", 0, epochs, joint, "all", lr)]

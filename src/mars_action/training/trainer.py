@@ -29,6 +29,7 @@ from mars_action.training import build, distributed
 from mars_action.training import state as run_state
 from mars_action.training.adapters import build_adapters
 from mars_action.training.config import (
+    DISTILLED,
     ExperimentConfig,
     check_resumable,
     epochs_for_steps,
@@ -119,7 +120,7 @@ def _train(config, run_dir, process, resume, train_set, val_set, class_names) ->
         train_set, val_set = build_datasets(config.data, needed)
     config = epochs_for_steps(config, len(train_set))
     extra = None  # clips for the teacher terms only, checked before the run folder is made
-    if config.distill.unlabeled and config.stream in ("mars", "mers"):
+    if config.distill.unlabeled and config.stream in DISTILLED:
         extra = build_unlabeled(config.data, config.distill.unlabeled)
     training = _prepare_folder(config, run_dir, resume, process)
     class_names = list(class_names or train_set.class_names)
@@ -362,8 +363,9 @@ def _keep_best(run: Run, phase: Phase, epoch: int, acc: float) -> None:
 
     Epochs whose classifier is not trained (MERS ``mimic``) are never "best".
     """
-    last = run.config.train.select == "last"
-    if not phase.objective.ce or (acc <= run.state.best_acc and not last):
+    pretrain = run.config.stream == "pretrain"  # no classifier: the last epoch is the result
+    last = run.config.train.select == "last" or pretrain
+    if (not phase.objective.ce and not pretrain) or (acc <= run.state.best_acc and not last):
         return
     run.state.best_acc, run.state.best_epoch = acc, epoch + 1
     if run.process.is_main:

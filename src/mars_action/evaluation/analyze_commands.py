@@ -1,5 +1,4 @@
-"""``mars analyze <static|cam|classwise|alpha-sweep|curves|time|frontier>``: each writes PNG
-+ JSON."""
+"""``mars analyze <static|cam|classwise|alpha-sweep|curves|time|frontier>``: PNG and JSON."""
 
 from __future__ import annotations
 

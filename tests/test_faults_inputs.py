@@ -116,6 +116,10 @@ def test_predict_never_writes_over_an_input(tmp_path, capsys):
     assert main([*argv, "--output", str(video)]) == 2
     assert "is the input video" in one_error_line(capsys)
     assert video.read_bytes() == original
+    stream = ["stream", str(video), "--checkpoint", str(tmp_path / "none.pt")]
+    assert main([*stream, "--output", str(video)]) == 2
+    assert "is the input video" in one_error_line(capsys)
+    assert video.read_bytes() == original
     for folder in ("a", "b"):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "x.mp4").write_bytes(b"input")

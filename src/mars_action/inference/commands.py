@@ -214,6 +214,9 @@ def _annotate(
 
 @_flushing_denormals
 def _stream(args: argparse.Namespace) -> int:
+    source = Path(args.source)
+    if args.output and source.is_file() and Path(args.output).resolve() == source.resolve():
+        raise MarsError(f"--output {args.output}: is the input video; choose another name")
     from mars_action.inference.background import background
     from mars_action.inference.stream import open_source
     from mars_action.video.writer import write_video

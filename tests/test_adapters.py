@@ -41,7 +41,8 @@ def test_adapters_where_the_families_differ():
 def test_an_x3d_student_learns_from_a_resnet_flow_teacher(tmp_path):
     teacher = save_teacher(tmp_path)  # resnet10_tiny, Flow
     config = tiny_config("mars", "model.arch=x3d_xs", "distill.feature=layer3",
-                         "distill.pool_maps=false", "schedule.epochs=1", teacher=teacher)
+                         "distill.pool_maps=false", "schedule.epochs=1",
+                         "model.channels_last=true", teacher=teacher)
     summary = train(config, tmp_path / "run", train_set=ClipSet(8), val_set=ClipSet(4))
     record = json.loads((tmp_path / "run/metrics.jsonl").read_text().splitlines()[0])
     assert record["train_mse"] > 0 and record["train_alpha_mse"] == pytest.approx(

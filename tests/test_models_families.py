@@ -60,14 +60,16 @@ def test_x3d_widths_and_depths_follow_the_paper():
      ("r2plus1d_18", (16, 112, 112), 40.52)],  # X3D paper; torchvision (GFLOPS = GMACs)
 )
 def test_macs_match_the_published_counts(name, clip, gmacs):
-    assert _close(count_macs(build_model(name), (3, *clip)) / 1e9, gmacs)
+    with torch.device("meta"):  # shapes only: no arithmetic
+        model = build_model(name)
+    assert _close(count_macs(model, (3, *clip)) / 1e9, gmacs)
 
 
 @pytest.mark.parametrize("name", FAMILIES)
 def test_interface_as_resnet3d(name):
     torch.manual_seed(0)
     model = build_model(name, in_channels=2, num_classes=5).eval()
-    clip = torch.randn(2, 2, 8, 32, 32)
+    clip = torch.randn(2, 2, 4, 32, 32)
     with torch.inference_mode():
         logits, feats = model.forward_with_features(clip, ("layer3", "layer4", "pooled"))
         assert torch.allclose(logits, model(clip), atol=1e-5)
@@ -88,7 +90,9 @@ def test_every_parameter_trains_and_gets_a_finite_gradient(name):
     model = build_model(name, num_classes=4)
     frozen = freeze_except(model, trainable_children(0, "all"))
     assert frozen == []  # fine-tuning from index 0 trains every child of every family
-    model(torch.randn(2, 3, 4, 32, 32)).logsumexp(1).mean().backward()
+    model = model.to(memory_format=torch.channels_last_3d)  # channel-wise convs: ~4x faster
+    clips = torch.randn(2, 3, 4, 32, 32).contiguous(memory_format=torch.channels_last_3d)
+    model(clips).logsumexp(1).mean().backward()
     for key, param in model.named_parameters():
         assert param.grad is not None and torch.isfinite(param.grad).all(), key
 

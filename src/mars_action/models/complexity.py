@@ -13,8 +13,9 @@ def count_parameters(model: nn.Module) -> int:
 def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     """MACs of convolutions and linear layers for one input of ``input_shape`` (C, T, H, W).
 
-    Counted with forward hooks on a meta-device-free CPU pass; BN, ReLU and pooling
-    are left out, as the usual MAC counters for the paper's numbers do.
+    Counted with forward hooks on one pass; BN, ReLU and pooling are left out, as the
+    usual MAC counters for the paper's numbers do. The input goes where the model's
+    weights are: a model built on the ``meta`` device is counted without computing.
     """
     total = 0
 
@@ -37,7 +38,8 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     model.eval()
     try:
         with torch.inference_mode():
-            model(torch.zeros(1, *input_shape))
+            device = next(model.parameters()).device
+            model(torch.zeros(1, *input_shape, device=device))
     finally:
         for hook in hooks:
             hook.remove()

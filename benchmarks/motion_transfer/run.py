@@ -1,10 +1,11 @@
 """Motion transfer on footage never seen: the paper's recipe against new objectives.
 
-Trains, on the UCF101 subset (official splits 1-3, pooled test: every video is tested
-once) and on the synthetic motion set (3 seeds), the Flow teacher, RGB and distilled
-students with the demo's pipeline pieces, tests every stream on normal and static
-clips, and writes ``results.json`` and ``results.md`` here (and
-``benchmarks/results/motion_transfer.json``). Streams (see ``STREAMS``):
+Trains, on the UCF101 subset (official splits 1-3, one training seed each, pooled test:
+every video is tested once) and on the synthetic motion set, the Flow teacher, RGB and
+distilled students with the demo's pipeline pieces, tests every stream on normal and
+static clips, and writes ``results.json`` and ``results.md`` here (and
+``benchmarks/results/motion_transfer.json``). Flow: TV-L1 on the synthetic set,
+Farneback on the UCF101 subset (see :func:`flow_prefix`). Streams (see ``STREAMS``):
 
 - ``flow``, ``rgb``: from scratch, the demo's recipe (60 epochs, cosine, lr 0.1);
 - ``rgb_control``: RGB fine-tuned from itself as long again (the control of the
@@ -188,52 +189,60 @@ def gather() -> dict[str, Any]:
                                            for k, v in STREAMS.items()}, "datasets": {}}
     for dataset in ("ucf101", "synthetic"):
         runs = sorted(p for p in (WORK / dataset).glob("split*-seed*") if p.is_dir())
-        if runs:
-            results["datasets"][dataset] = _gather_dataset(dataset, runs)
+        data = _gather_dataset(dataset, runs) if runs else None
+        if data and data["runs"]:
+            results["datasets"][dataset] = data
     return results
 
 
 def _gather_dataset(dataset: str, runs: list[Path]) -> dict[str, Any]:
-    per_run: dict[str, dict[str, dict[str, float]]] = {}
-    hits: dict[str, dict[str, int]] = {}
-    training: dict[str, list[dict]] = {}
-    chance = None
-    for run in runs:
-        for name in STREAMS:
-            path = run / "scores" / f"{name}.json"
-            if not path.is_file():
-                continue
-            scores = json.loads(path.read_text())
-            chance = scores["chance"]
-            per_run.setdefault(name, {})[run.name] = {
-                k: 100.0 * float(np.mean(list(scores[k].values()))) for k in ("normal", "static")}
-            for video, hit in scores["normal"].items():
-                hits.setdefault(name, {})[f"{run.name}/{video}"] = hit
-            training.setdefault(name, []).append(
-                json.loads((run / "runs" / name / "done.json").read_text()))
-    complete = [r.name for r in runs
-                if all(r.name in per_run.get(n, {}) for n in ("rgb", "flow"))]
-    table = {}
-    for name, values in per_run.items():
-        normal = [values[r]["normal"] for r in complete if r in values]
-        static = [values[r]["static"] for r in complete if r in values]
-        if not normal:
+    """Runs where Flow and RGB are tested count; a stream's numbers use those of its runs."""
+    complete = [r for r in runs if all((r / "scores" / f"{n}.json").is_file()
+                                       for n in ("rgb", "flow"))]
+    table, hits, chance = {}, {}, None
+    for name in STREAMS:
+        done = [r for r in complete if (r / "scores" / f"{name}.json").is_file()]
+        if not done:
             continue
-        table[name] = {"test": _stats(normal), "static": _stats(static),
-                       "runs": {r: values[r] for r in complete if r in values},
-                       "train_acc_last": _stats([100 * t["train_acc"] for t in training[name]]),
-                       "val_acc_last": _stats([100 * t["val_acc_last"] for t in training[name]
-                                               if t["val_acc_last"] is not None])}
+        per_run, videos = {}, {}
+        for run in done:
+            scores = json.loads((run / "scores" / f"{name}.json").read_text())
+            chance = scores["chance"]
+            per_run[run.name] = {k: 100.0 * float(np.mean(list(scores[k].values())))
+                                 for k in ("normal", "static")}
+            videos.update({f"{run.name}/{v}": hit for v, hit in scores["normal"].items()})
+        trained = [json.loads((r / "runs" / name / "done.json").read_text()) for r in done]
+        hits[name] = videos
+        table[name] = {
+            "test": _stats([v["normal"] for v in per_run.values()]),
+            "static": _stats([v["static"] for v in per_run.values()]),
+            "pooled_test": 100.0 * float(np.mean(list(videos.values()))),
+            "videos": len(videos), "runs": per_run,
+            "train_acc_last": _stats([100 * t["train_acc"] for t in trained]),
+            "val_acc_last": _stats([100 * t["val_acc_last"] for t in trained
+                                    if t["val_acc_last"] is not None]),
+            "seconds": [t["seconds"] for t in trained],
+        }
     for student, control in CONTROL.items():
-        if student in table and control in table:
-            means = {k: table[k]["test"]["mean"] for k in ("rgb", "flow", student, control)}
-            table[student]["transfer"] = transfer(means[student], means["rgb"], means["flow"])
-            table[student]["vs_control"] = means[student] - means[control]
-            table[student]["control"] = control
-    out = {"runs": complete, "chance": chance, "table": table}
+        if student not in table or control not in table:
+            continue
+        same = [r for r in table[student]["runs"] if r in table[control]["runs"]]
+        row = table[student]
+        row["control"], row["control_runs"] = control, same
+        pooled = {k: _pooled(hits[k], same) for k in ("rgb", "flow", student, control)}
+        row["transfer"] = transfer(pooled[student], pooled["rgb"], pooled["flow"])
+        row["vs_control"] = pooled[student] - pooled[control]
+        row["minus_flow"] = pooled[student] - pooled["flow"]
+    out = {"runs": [r.name for r in complete], "chance": chance, "table": table}
     if dataset == "ucf101":
         out["per_group"] = _per_group(hits)
     return out
+
+
+def _pooled(videos: dict[str, int], runs: list[str]) -> float:
+    """Top-1 (%) over every test video of ``runs`` (each UCF101 video once over the splits)."""
+    kept = [hit for key, hit in videos.items() if key.split("/", 1)[0] in runs]
+    return 100.0 * float(np.mean(kept))
 
 
 def _stats(values: list[float]) -> dict[str, Any]:
@@ -259,25 +268,27 @@ def markdown(results: dict[str, Any]) -> str:
     lines = ["# Motion transfer on unseen people and places", ""]
     for dataset, data in results["datasets"].items():
         lines += [f"## {dataset} (runs: {', '.join(data['runs'])}; chance {data['chance']:.1f})",
-                  "", "| Stream | Test top-1 | Static | Transfer | vs control | Train acc "
-                  "(last) | Val acc (last) |", "|---|---:|---:|---:|---:|---:|---:|"]
+                  "", "| Stream | Pooled test top-1 (videos) | Mean +- std over runs | Static "
+                  "| Transfer | vs control | - Flow | Train acc (last) | Val acc (last) |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for name in STREAMS:
             row = data["table"].get(name)
             if row is None:
                 continue
             lines.append(
-                f"| {name} | {_cell(row['test'])} | {_cell(row['static'])} | "
-                f"{_num(row.get('transfer'), '.2f')} | "
+                f"| {name} | {row['pooled_test']:.1f} ({row['videos']}) | {_cell(row['test'])} "
+                f"| {_cell(row['static'])} | {_num(row.get('transfer'), '.2f')} | "
                 f"{_num(row.get('vs_control'), '+.1f')} ({row.get('control', '-')}) | "
-                f"{_cell(row['train_acc_last'])} | {_cell(row['val_acc_last'])} |")
+                f"{_num(row.get('minus_flow'), '+.1f')} | {_cell(row['train_acc_last'])} | "
+                f"{_cell(row['val_acc_last'])} |")
         if "per_group" in data:
             groups = sorted({g for v in data["per_group"].values() for g in v})
-            lines += ["", "Per test group (top-1 %, pooled over the three splits):", "",
+            lines += ["", "Per test group (top-1 %; each group is tested in one split):", "",
                       "| Stream | " + " | ".join(groups) + " |",
                       "|---|" + "---:|" * len(groups)]
             for name, values in data["per_group"].items():
                 lines.append(f"| {name} | " + " | ".join(
-                    f"{values.get(g, float('nan')):.0f}" for g in groups) + " |")
+                    f"{values[g]:.0f}" if g in values else "-" for g in groups) + " |")
         lines.append("")
     return "\n".join(lines)
 

@@ -43,11 +43,14 @@ def _parse_clip(text: str) -> tuple[int, int, int]:
 
 
 def _model_info(args: argparse.Namespace) -> int:
+    import torch
+
     from mars_action.models.complexity import count_macs, count_parameters
     from mars_action.models.registry import build_model
 
-    model = build_model(args.name, in_channels=args.in_channels, num_classes=args.num_classes)
     t, h, w = _parse_clip(args.clip)
+    with torch.device("meta"):  # shapes only: counts of any model at any clip size, at once
+        model = build_model(args.name, in_channels=args.in_channels, num_classes=args.num_classes)
     params = count_parameters(model)
     macs = count_macs(model, (args.in_channels, t, h, w))
     channels = f"{args.in_channels} input channels"

@@ -7,11 +7,14 @@ import json
 
 import pytest
 import torch
-from test_training import ClipSet, save_teacher, tiny_config
+from test_training import CPU, ClipSet, batches, save_teacher, tiny_config
 
 from mars_action.models import build_model, load_checkpoint, read_checkpoint
-from mars_action.training import train
+from mars_action.training import plan_phases, train
 from mars_action.training.adapters import MapAdapter, build_adapters, resize
+from mars_action.training.build import build_engine
+from mars_action.training.distill import DistillSpec, load_teacher
+from mars_action.training.engine import train_one_epoch
 
 
 def test_resize_pools_down_and_interpolates_up():
@@ -52,3 +55,18 @@ def test_an_x3d_student_learns_from_a_resnet_flow_teacher(tmp_path):
     model, _ = load_checkpoint(summary.best_checkpoint)  # the student alone, exactly
     assert sum(p.numel() for p in model.parameters()) == sum(
         p.numel() for p in build_model("x3d_xs", num_classes=3).parameters())
+
+
+def test_adapters_train_with_the_student(tmp_path):
+    config = tiny_config("mars", "model.arch=mobilenet3d_v2_half", "distill.feature=layer3",
+                         "distill.pool_maps=false", teacher=save_teacher(tmp_path))
+    torch.manual_seed(0)
+    student = build_model("mobilenet3d_v2_half", num_classes=3)
+    teacher = load_teacher(config.distill.teacher, student, DistillSpec())
+    adapters = build_adapters(student, teacher, ("layer3",), 8, 32)
+    before = adapters["layer3"].proj.weight.detach().clone()
+    engine, _, _ = build_engine(plan_phases(config)[0], student, teacher, config, CPU,
+                                adapters=adapters)
+    parts, _ = train_one_epoch(engine, batches(1, 4), epoch=0)
+    assert parts["mse"] > 0
+    assert not torch.equal(adapters["layer3"].proj.weight, before)  # in the optimizer

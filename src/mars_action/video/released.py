@@ -186,8 +186,12 @@ def to_full_range(plane16: np.ndarray, luma: bool) -> np.ndarray:
 
 
 def new_encoder(width: int, height: int, qscale: int = QSCALE) -> av.CodecContext:
-    """FFmpeg's MJPEG encoder set up as ``ffmpeg -q:v <qscale>`` sets it."""
+    """FFmpeg's MJPEG encoder set up as ``ffmpeg -q:v <qscale>`` sets it.
+
+    One thread: slice threads would add restart markers the command's files do not have.
+    """
     encoder = av.CodecContext.create("mjpeg", "w")
+    encoder.thread_count = 1
     encoder.width, encoder.height = width, height
     encoder.pix_fmt = "yuv420p"  # full range: FFmpeg's yuvj420p without the deprecated name
     encoder.color_range = 2  # AVCOL_RANGE_JPEG

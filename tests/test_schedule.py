@@ -44,3 +44,18 @@ def test_a_run_in_steps_and_selected_on_its_last_epoch(tmp_path):
 def test_bad_schedule_settings(override, message):
     with pytest.raises(MarsError, match=message):
         tiny_config("rgb", override)
+
+
+def test_crop_scales_reach_the_training_transform(tmp_path):
+    from mars_action.data.synthetic import generate_dataset, spec_with_classes
+    from mars_action.training.datasets import build_datasets
+
+    spec = spec_with_classes(2, videos_per_class=2, num_frames=10, height=32, width=32)
+    generate_dataset(tmp_path, spec, progress=False)
+    config = tiny_config("rgb", "data.format=manifest", f"data.root={tmp_path}",
+                         f"data.annotations={tmp_path / 'manifest.csv'}",
+                         "data.crop_scales=[1.0, 0.84]", "data.val_fraction=0")
+    train_set, _ = build_datasets(config.data, ("rgb",))
+    assert train_set.transform.scales == (1.0, 0.84)
+    with pytest.raises(MarsError, match="data.crop_scales"):
+        tiny_config("rgb", "data.crop_scales=[1.5]")

@@ -66,6 +66,9 @@ class DataConfig:
     short_side: int | None = None
     on_missing: str = "error"  # empty or missing frame folders: error | skip
     flip: bool = True  # training's horizontal flips; false where a mirror changes the class
+    # training crop sides as fractions of the short side; empty: the paper's five scales
+    # (tiny frames: the two largest, smaller corner crops often miss the moving object)
+    crop_scales: list[float] = field(default_factory=list)
     # How the frame store's frames must have been made (mars frames --preset, recorded in
     # its store.json): released | mars; null accepts any (and shipped frames)
     frames: str | None = None
@@ -322,6 +325,9 @@ def check(config: ExperimentConfig) -> None:
     _one_of("train.amp", config.train.amp, AMP_MODES)
     _one_of("mers.variant", config.mers.variant, MERS_VARIANTS)
     _one_of("train.select", config.train.select, SELECTIONS)
+    if any(not 0 < s <= 1 for s in config.data.crop_scales):
+        raise MarsError(f"data.crop_scales: fractions of the short side in (0, 1], got "
+                        f"{config.data.crop_scales}")
     if config.data.frames is not None:
         _one_of("data.frames", config.data.frames, ("mars", "released"))
     if config.schedule.steps < 0:

@@ -43,6 +43,8 @@ def build_datasets(data: DataConfig, modalities: tuple[str, ...]) -> tuple[Datas
     train = make_dataset(
         annotations, "train", clips="random", augment=True, flip=data.flip, **common
     )
+    if data.crop_scales:
+        train.transform.scales = tuple(data.crop_scales)
     if not annotations.split("val"):
         return train, None
     return train, make_dataset(annotations, "val", clips="center", augment=False, **common)

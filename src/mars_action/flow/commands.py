@@ -60,7 +60,7 @@ def _register_flow(subparsers) -> None:
         "process compiles once, ~15 s; needs a C++ compiler or Triton)",
     )
     parser.add_argument(
-        "--workers", type=int, default=None, help="processes (default: the cores free now)"
+        "--workers", type=int, default=None, help="processes (default: one per core)"
     )
     parser.add_argument("--shard", default="0/1", metavar="i/n", help="do shard i of n (0-based)")
     parser.add_argument("--prefix", default=None, help="file prefix (default: the method's)")
@@ -98,7 +98,7 @@ def run_flow(args: argparse.Namespace) -> int:
     args.quality = DEFAULT_QUALITY if args.quality is None else args.quality
     _check_numbers(args)
     free = threads.free_cores()
-    workers = args.workers or (1 if args.device != "cpu" else free)
+    workers = args.workers or (1 if args.device != "cpu" else threads.cores())
     job = FlowJob(
         method=args.method,
         prefix=args.prefix or default_prefix(args.method, args.preset),

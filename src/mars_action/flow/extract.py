@@ -82,7 +82,7 @@ def extract_flow(
     """
     check_method(job.method)
     source = Path(source)
-    workers = workers or (1 if job.device != "cpu" else threads.free_cores())
+    workers = workers or (1 if job.device != "cpu" else threads.cores())
     if is_frame_store(source):
         if job.packed:
             raise MarsError(f"{source}: --packed writes flow of videos; a frame store has JPEGs")

@@ -161,7 +161,9 @@ def extract_frames(
     """
     items = find_videos(source)
     store.record(out_root, frame_settings(fps, short_side, quality, preset))
-    workers = workers or thread_policy.free_cores()
+    # One process per core even when others are busy: single-threaded workers do not
+    # spin, so the scheduler shares the cores fairly; threads per worker follow the free ones.
+    workers = workers or thread_policy.cores()
     threads = threads or decoder_threads(workers)
     job = functools.partial(
         extract_video,

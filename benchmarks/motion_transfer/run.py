@@ -32,6 +32,7 @@ import argparse
 import csv
 import dataclasses
 import json
+import math
 import os
 import statistics
 import sys
@@ -221,6 +222,7 @@ def _gather_dataset(dataset: str, runs: list[Path]) -> dict[str, Any]:
             "train_acc_last": _stats([100 * t["train_acc"] for t in trained]),
             "val_acc_last": _stats([100 * t["val_acc_last"] for t in trained
                                     if t["val_acc_last"] is not None]),
+            "val_acc_last10": _stats([_late_val(r / "runs" / name) for r in done]),
             "seconds": [t["seconds"] for t in trained],
         }
     for student, control in CONTROL.items():
@@ -233,10 +235,30 @@ def _gather_dataset(dataset: str, runs: list[Path]) -> dict[str, Any]:
         row["transfer"] = transfer(pooled[student], pooled["rgb"], pooled["flow"])
         row["vs_control"] = pooled[student] - pooled[control]
         row["minus_flow"] = pooled[student] - pooled["flow"]
+        row["paired_vs_control"] = _paired(hits[student], hits[control], same)
     out = {"runs": [r.name for r in complete], "chance": chance, "table": table}
     if dataset == "ucf101":
         out["per_group"] = _per_group(hits)
     return out
+
+
+def _paired(mine: dict[str, int], other: dict[str, int], runs: list[str]) -> dict[str, Any]:
+    """Videos only ``mine`` gets right, only ``other`` does, and the exact two-sided sign
+    test (McNemar) p-value: whether the difference is more than a few lucky videos."""
+    keys = [k for k in mine if k.split("/", 1)[0] in runs and k in other]
+    wins = sum(mine[k] and not other[k] for k in keys)
+    losses = sum(other[k] and not mine[k] for k in keys)
+    n = wins + losses
+    tail = sum(math.comb(n, i) for i in range(min(wins, losses) + 1)) / 2**n if n else 1.0
+    return {"only_student": wins, "only_control": losses, "p_two_sided": min(1.0, 2 * tail)}
+
+
+def _late_val(run: Path, epochs: int = 10) -> float:
+    """Validation accuracy (%) averaged over the last ``epochs`` epochs: ten looks at the
+    held-out groups, less noisy than one (a validation video is 2-3 points here)."""
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    values = [r["val_acc"] for r in records if r.get("val_acc") is not None][-epochs:]
+    return 100.0 * float(np.mean(values))
 
 
 def _pooled(videos: dict[str, int], runs: list[str]) -> float:
@@ -269,8 +291,8 @@ def markdown(results: dict[str, Any]) -> str:
     for dataset, data in results["datasets"].items():
         lines += [f"## {dataset} (runs: {', '.join(data['runs'])}; chance {data['chance']:.1f})",
                   "", "| Stream | Pooled test top-1 (videos) | Mean +- std over runs | Static "
-                  "| Transfer | vs control | - Flow | Train acc (last) | Val acc (last) |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  "| Transfer | vs control | - Flow | Train acc (last) | Val acc (last) | Val acc "
+                  "(last 10) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for name in STREAMS:
             row = data["table"].get(name)
             if row is None:
@@ -280,7 +302,14 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {_cell(row['static'])} | {_num(row.get('transfer'), '.2f')} | "
                 f"{_num(row.get('vs_control'), '+.1f')} ({row.get('control', '-')}) | "
                 f"{_num(row.get('minus_flow'), '+.1f')} | {_cell(row['train_acc_last'])} | "
-                f"{_cell(row['val_acc_last'])} |")
+                f"{_cell(row['val_acc_last'])} | {_cell(row['val_acc_last10'])} |")
+        for name, row in data["table"].items():
+            if "paired_vs_control" in row:
+                paired = row["paired_vs_control"]
+                lines.append(f"\n{name} vs {row['control']} on the same {len(row['control_runs'])}"
+                             f" run(s): {paired['only_student']} videos only {name} gets right, "
+                             f"{paired['only_control']} only {row['control']}; sign test p = "
+                             f"{paired['p_two_sided']:.3f}.")
         if "per_group" in data:
             groups = sorted({g for v in data["per_group"].values() for g in v})
             lines += ["", "Per test group (top-1 %; each group is tested in one split):", "",

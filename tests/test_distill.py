@@ -217,3 +217,16 @@ def test_logit_distillation_alone_needs_no_feature_mse(tmp_path):
     config = tiny_config("mars", "distill.alpha=0", "distill.kd=1", teacher=save_teacher(tmp_path))
     spec = plan_phases(config)[0].objective.distill
     assert spec.outputs == ("logits",) and spec.mse_targets == ()
+
+
+def test_the_small_data_configs_load_with_their_terms():
+    from pathlib import Path
+
+    from mars_action.training import load_experiment
+
+    folder = Path(__file__).resolve().parents[1] / "configs" / "small"
+    configs = {p.stem: load_experiment(p) for p in sorted(folder.glob("*.yaml"))}
+    assert set(configs) == {"flow", "rgb", "mars", "mers"}
+    spec = plan_phases(configs["mars"])[0].objective.distill
+    assert spec.standardized == ("pooled", "layer3") and spec.kd == 1.0
+    assert all(c.model.pretrained is None and c.train.select == "last" for c in configs.values())

@@ -26,8 +26,10 @@ def _register_flow(subparsers) -> None:
         description=(
             "Compute flow i = frame i -> i+1 for every video and write 8-bit JPEGs "
             "<prefix>x_00001.jpg / <prefix>y_00001.jpg (bound 20 px) and a <prefix>done "
-            "marker. SOURCE is a frame store made by 'mars frames' (flow goes beside the "
-            "frames) or videos (a folder <class>/<video>.<ext> or a list; needs --out). "
+            "marker. SOURCE is a frame store made by 'mars frames', or frames a dataset "
+            "ships as <root>/<id>/00001.jpg (Something-Something; numbered without gaps): "
+            "flow goes beside the frames; or videos (a folder <class>/<video>.<ext> or a "
+            "list; needs --out; --packed: one file a video). "
             "Resumable, shardable; ends with a summary and a JSON + CSV report; exits 1 "
             "if any video failed."
         ),

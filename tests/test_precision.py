@@ -89,3 +89,5 @@ def test_recognizer_runs_at_a_precision(checkpoint, make_video):
     assert abs(got - want).max() <= 0.2 * abs(want).max() + 1e-3
     with pytest.raises(MarsError, match="calibration clips"):
         Recognizer.from_checkpoint(checkpoint, device="cpu", precision="int8")
+    with pytest.raises(MarsError, match="runs in PyTorch"):
+        Recognizer.from_checkpoint(checkpoint, device="cpu", precision="bf16", runtime="auto")

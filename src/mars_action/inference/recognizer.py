@@ -120,6 +120,8 @@ class Recognizer:
         _require_class_names(meta, path)
         device = resolve_device(device)
         if precision != "fp32":
+            if runtime != "pytorch":
+                raise MarsError(f"precision {precision}: runs in PyTorch, not runtime {runtime}")
             clips = cls(model, meta, optimize=False).clips_of(calibration) if calibration else None
             return cls(model, meta, device, precision=precision, calibration=clips)
         network = select_network(model.eval(), meta, path, device, runtime, cache_dir)

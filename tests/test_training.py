@@ -17,6 +17,7 @@ from mars_action.training import load_experiment, plan_phases
 from mars_action.training.build import build_engine, make_meta
 from mars_action.training.distill import DistillSpec, load_teacher
 from mars_action.training.distributed import Process
+from mars_action.training import engine as engine_module
 from mars_action.training.engine import train_one_epoch
 from mars_action.training.loading import EpochSampler, SeededSamples
 from mars_action.training.losses import Objective, StreamLoss, Student
@@ -222,7 +223,10 @@ def test_a_hint_adds_the_mse_of_the_whole_maps(teacher_path):
     assert torch.allclose(parts["mse"], mse) and torch.allclose(parts["loss"], 2.0 * mse)
 
 
-def test_mers_sequential_mimics_then_trains_only_the_classifier(teacher_path):
+def test_mers_sequential_mimics_then_trains_only_the_classifier(teacher_path, monkeypatch):
+    # Two mimic steps leave BatchNorm's running statistics near their start, so the frozen
+    # body's eval-mode features are in the thousands: the divergence guard is not under test.
+    monkeypatch.setattr(engine_module, "LOGIT_LIMIT", float("inf"))
     config = tiny_config("mers", "schedule.epochs=3", teacher=teacher_path)
     mimic, classify = plan_phases(config)
     assert (mimic.name, mimic.end_epoch, classify.name, classify.first_epoch) == (

@@ -13,11 +13,11 @@ from torch.utils.data import Dataset
 from mars_action.errors import MarsError
 from mars_action.models import CheckpointMeta, build_model, save_checkpoint
 from mars_action.models.registry import canonical_name
+from mars_action.training import engine as engine_module
 from mars_action.training import load_experiment, plan_phases
 from mars_action.training.build import build_engine, make_meta
 from mars_action.training.distill import DistillSpec, load_teacher
 from mars_action.training.distributed import Process
-from mars_action.training import engine as engine_module
 from mars_action.training.engine import train_one_epoch
 from mars_action.training.loading import EpochSampler, SeededSamples
 from mars_action.training.losses import Objective, StreamLoss, Student

@@ -312,7 +312,7 @@ def main() -> None:
     parser.add_argument("stage", choices=("train", "latency", "all"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--videos", type=int, default=40, help="synthetic videos per class")
+    parser.add_argument("--videos", type=int, default=32, help="synthetic videos per class")
     parser.add_argument("--work", type=Path, default=HERE / "runs", help="runs and data")
     args = parser.parse_args()
     if args.stage == "train":

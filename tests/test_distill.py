@@ -72,7 +72,7 @@ def test_channel_moments_and_the_dead_channel_floor():
     mean, std = channel_moments([torch.tensor([[1.0, 2.0]]), torch.tensor([[3.0, 4.0]])])
     assert mean.tolist() == [2.0, 3.0] and std.tolist() == [1.0, 1.0]
     _, std = channel_moments([torch.tensor([[0.0, 1.0]]), torch.tensor([[0.0, 3.0]])])
-    assert std.tolist() == pytest.approx([0.005, 1.0])
+    assert std.tolist() == pytest.approx([0.125, 1.0])  # floor: a quarter of the mean std
     with pytest.raises(MarsError, match="no training clip"):
         channel_moments([])
 

@@ -73,13 +73,28 @@ def quantize_int8(model: nn.Module, calibration: Iterable[torch.Tensor]) -> nn.M
         raise MarsError("int8: quantisation needs calibration clips (a few training videos)")
     torch.backends.quantized.engine = "x86"
     float_model = fold_batchnorm(copy.deepcopy(model).cpu().eval())
+    mapping = get_default_qconfig_mapping("x86")
+    for name in _kept_in_float(float_model):
+        mapping = mapping.set_module_name(name, None)
     with warnings.catch_warnings():  # torch.ao's notes on its own deprecation and observers
         warnings.simplefilter("ignore")
-        prepared = prepare_fx(float_model, get_default_qconfig_mapping("x86"), (batches[0],))
+        prepared = prepare_fx(float_model, mapping, (batches[0],))
         with torch.inference_mode():
             for clips in batches:
                 prepared(clips)
         return convert_fx(prepared)
+
+
+def _kept_in_float(model: nn.Module) -> list[str]:
+    """The first convolution and the classifier: where int8 costs most top-1 agreement.
+
+    The stem reads 3 (or 2) raw channels and the classifier decides between close
+    logits; both are a sliver of the work. Measured on a trained MARS resnet10_tiny
+    (UCF101 subset, 179 test clips): agreement 86.0% with every layer in int8, 93.3%
+    with these two in float32.
+    """
+    first = next(name for name, module in model.named_modules() if isinstance(module, nn.Conv3d))
+    return [first, "fc"] if isinstance(getattr(model, "fc", None), nn.Linear) else [first]
 
 
 def convert(

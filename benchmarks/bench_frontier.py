@@ -169,15 +169,9 @@ def latency_rows(arch: str, checkpoint: Path, demo, layout, side: int | None = N
     """ms per clip at batch 1 and 8 (one thread) of eager fp32, optimised fp32, bf16 and
     int8, with each one's top-1 agreement with eager fp32 on the test clips (``side``:
     the clips enlarged to ``side`` px, the paper's 112, as the first 96 clips)."""
-    import torch
-    import torch.nn.functional as F
-    from harness import time_call
-
     from mars_action.demo.settings import video_source
     from mars_action.evaluation.loading import DataSettings, build_test_set
-    from mars_action.inference.precision import agreement, bf16_supported, convert
-    from mars_action.models import count_macs, load_checkpoint
-    from mars_action.models.optimize import to_model_layout
+    from mars_action.models import load_checkpoint
 
     model, meta = load_checkpoint(checkpoint)
     videos = video_source(demo, layout)
@@ -187,6 +181,19 @@ def latency_rows(arch: str, checkpoint: Path, demo, layout, side: int | None = N
     test = _clips(build_test_set(data, meta, "test"), "rgb", 400)
     config = experiment("rgb", arch, demo, layout)
     calibration = _clips(datasets(config, demo)[0], "rgb", 32)
+    return precision_table(model, test, calibration, side)
+
+
+def precision_table(model, test, calibration, side: int | None = None) -> dict:
+    """Agreement and ms per clip of each precision of ``model`` on ``test`` clips."""
+    import torch
+    import torch.nn.functional as F
+    from harness import time_call
+
+    from mars_action.inference.precision import agreement, bf16_supported, convert
+    from mars_action.models import count_macs
+    from mars_action.models.optimize import to_model_layout
+
     if side is not None:
         test, calibration = (F.interpolate(c, size=(c.shape[2], side, side), mode="trilinear")
                              for c in (test[:96], calibration))
@@ -210,6 +217,46 @@ def latency_rows(arch: str, checkpoint: Path, demo, layout, side: int | None = N
             key = f"ms_per_clip_b{batch}"
             row[name][f"speedup_b{batch}"] = eager[key] / row[name][key]
     return row
+
+
+def ucf101_precision(args) -> None:
+    """A trained MARS checkpoint on the real UCF101 subset (split 1): agreement on the
+    first test video of each class, int8 calibrated on 8 training videos; at the trained
+    clip size and with the clips enlarged to 112 px."""
+    import os
+
+    import torch
+
+    from mars_action.inference.recognizer import Recognizer
+    from mars_action.models import load_checkpoint
+
+    torch.set_num_threads(1)
+    root = args.ucf101
+    lists = root / "ucfTrainTestlist"
+
+    def first_of_each_class(name: str) -> list[str]:
+        seen, videos = set(), []
+        for line in (lists / name).read_text().splitlines():
+            path = line.split()[0].replace(".avi", ".mp4")
+            if path.split("/")[0] not in seen:
+                seen.add(path.split("/")[0])
+                videos.append(str(root / path))
+        return videos
+
+    model, meta = load_checkpoint(args.checkpoint)
+    recognizer = Recognizer(model, meta, optimize=False)
+    test = recognizer.clips_of(first_of_each_class("testlist01.txt"))
+    calibration = recognizer.clips_of(first_of_each_class("trainlist01.txt")[:8], per_video=4)
+    figures = {"checkpoint": str(args.checkpoint), "arch": meta.arch, "stream": meta.stream,
+               "test_videos": "first test video of each class, split 1",
+               "trained": precision_table(model, test, calibration),
+               "at_112": precision_table(model, test, calibration, side=112),
+               "load_average": os.getloadavg()}
+    rows = [(label, name, figures[label][name]) for label in ("trained", "at_112")
+            for name in ("fp32", "bf16", "int8") if name in figures[label]]
+    summary = "; ".join(f"{label} {name}: x{row['speedup_b1']:.2f}/x{row['speedup_b8']:.2f} "
+                        f"(b1/b8), agreement {row['agreement']:.1%}" for label, name, row in rows)
+    write_result("precision_ucf101", figures, summary=f"{meta.arch} MARS, UCF101: {summary}")
 
 
 def stream_fps(checkpoint: Path, work: Path) -> dict:
@@ -309,13 +356,17 @@ def frontier_summary(figures: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("stage", choices=("train", "latency", "all"))
+    parser.add_argument("stage", choices=("train", "latency", "all", "ucf101-precision"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--videos", type=int, default=32, help="synthetic videos per class")
     parser.add_argument("--work", type=Path, default=HERE / "runs", help="runs and data")
+    parser.add_argument("--checkpoint", type=Path, help="ucf101-precision: a trained MARS .pt")
+    parser.add_argument("--ucf101", type=Path, default=Path("/work/shared/data/ucf101-subset"))
     args = parser.parse_args()
-    if args.stage == "train":
+    if args.stage == "ucf101-precision":
+        ucf101_precision(args)
+    elif args.stage == "train":
         train_all(args)
     elif args.stage == "latency":
         measure_latency(args)

@@ -335,7 +335,10 @@ def measure_latency(args) -> None:
 def refresh_accuracy(args) -> None:
     """Rewrite the result with every seed's accuracy, keeping the measured latencies."""
     work = args.work
-    figures = json.loads((work / "latency.json").read_text())
+    measured = work / "latency.json"
+    figures = json.loads(measured.read_text()) if measured.is_file() else {
+        "latency": {}, "stream": None, "archs": ARCHS, "teacher": TEACHER_ARCH,
+        "epochs": args.epochs, "videos_per_class": args.videos}
     figures["accuracy"] = json.loads((work / "accuracy.json").read_text())
     figures["seeds"] = args.seeds
     (work / "latency.json").write_text(json.dumps(figures, indent=2))
@@ -356,7 +359,8 @@ def frontier_summary(figures: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("stage", choices=("train", "latency", "all", "ucf101-precision"))
+    parser.add_argument("stage",
+                        choices=("train", "latency", "all", "refresh", "ucf101-precision"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--videos", type=int, default=32, help="synthetic videos per class")
@@ -366,6 +370,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.stage == "ucf101-precision":
         ucf101_precision(args)
+    elif args.stage == "refresh":  # the result from what has finished (an interrupted run)
+        refresh_accuracy(args)
     elif args.stage == "train":
         train_all(args)
     elif args.stage == "latency":

@@ -133,15 +133,16 @@ class ReleasedScaler:
     full-range chroma half a level lower.
     """
 
-    def __init__(self, stream, first_frame, short_side: int = SHORT_SIDE):
+    def __init__(self, stream, first_frame, short_side: int = SHORT_SIDE, threads: int = 0):
         rotation = _rotation(first_frame, stream)
         width, height = first_frame.width, first_frame.height
         if rotation in (90, 270):
             width, height = height, width
         rotate, size = _AUTOROTATE.get(rotation, []), scale_args(width, height, short_side)
         full = [*rotate, ("scale", f"{size}:out_range=pc"), ("format", "pix_fmts=yuv420p")]
-        self.full = _graph(stream, full)
-        self.deep = _graph(stream, [*rotate, ("scale", size), ("format", "pix_fmts=yuv420p16le")])
+        self.full = _graph(stream, full, threads)
+        deep = [*rotate, ("scale", size), ("format", "pix_fmts=yuv420p16le")]
+        self.deep = _graph(stream, deep, threads)
         self.chroma_table = to_full_range(np.arange(1 << 16, dtype=np.uint16), luma=False)
 
     def __call__(self, frame) -> av.VideoFrame:
@@ -157,8 +158,9 @@ class ReleasedScaler:
         return out
 
 
-def _graph(stream, chain: list[tuple[str, str]]) -> av.filter.Graph:
+def _graph(stream, chain: list[tuple[str, str]], threads: int = 0) -> av.filter.Graph:
     graph = av.filter.Graph()
+    graph.threads = threads  # 0: FFmpeg's choice; a one-thread worker wants 1 (no slice threads)
     last = graph.add_buffer(template=stream)
     for name, args in chain:
         node = graph.add(name, args)
@@ -214,7 +216,7 @@ def iter_released_jpegs(path: str | Path, threads: int = 0) -> Iterator[bytes]:
     with _open(path) as container:
         stream = _video_stream(container, path)
         frames = (frame for _, frame in _timed_frames(container, stream, path, threads))
-        yield from _encoded(frames, stream, path)
+        yield from _encoded(frames, stream, path, threads)
 
 
 def released_indices(path: str | Path) -> list[int]:
@@ -243,14 +245,14 @@ def _timed_frames(container, stream, path: Path, threads: int, index_only: bool 
         yield index if index_only else (index, frame)
 
 
-def _encoded(selected: Iterable, stream, path: Path) -> Iterator[bytes]:
+def _encoded(selected: Iterable, stream, path: Path, threads: int = 0) -> Iterator[bytes]:
     scaler = encoder = None
     last_frame = last_bytes = None
     count = 0
     for frame in selected:
         if frame is not last_frame:
             if scaler is None:
-                scaler = ReleasedScaler(stream, frame)
+                scaler = ReleasedScaler(stream, frame, threads=threads)
             full = scaler(frame)
             if encoder is None:
                 encoder = new_encoder(full.width, full.height)

@@ -65,3 +65,13 @@ def test_outputs_beyond_any_sane_logit_stop_the_run_and_keep_the_last_good_epoch
     assert read_checkpoint(kept)[2]["training"]["epoch"] == saved
     records = [json.loads(line) for line in (tmp_path / "run/metrics.jsonl").open()]
     assert len(records) == saved and all(0.0 <= r["val_acc"] <= 1.0 for r in records)
+
+
+def test_a_bar_by_time_only_is_silent_in_a_short_log_and_plurals_are_english():
+    out = io.StringIO()
+    bar = Progress(6, "epoch 1/60", "batch", file=out, every_fraction=None)
+    bar.update(6)
+    bar.close()
+    assert out.getvalue() == ""
+    Progress(6, "epoch 1/60", "batch", file=out, every_s=0.0).update(3)
+    assert "3/6 batches (50%)" in out.getvalue()

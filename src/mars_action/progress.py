@@ -39,7 +39,8 @@ class Progress:
         leave: keep the finished bar on a terminal (tqdm's ``leave``).
         disable: print nothing (another process prints, or the caller asked so).
         initial: items done before (a resumed run), counted but not in the rate.
-        every_s, every_fraction: how often plain lines come when not on a terminal.
+        every_s, every_fraction: how often plain lines come when not on a terminal
+            (``every_fraction`` None: by time only).
     """
 
     def __init__(
@@ -54,7 +55,7 @@ class Progress:
         disable: bool = False,
         initial: int = 0,
         every_s: float = 10.0,
-        every_fraction: float = 0.05,
+        every_fraction: float | None = 0.05,
     ):
         self.total, self.desc, self.unit = total, desc, unit
         self.file = file or sys.stderr
@@ -119,7 +120,8 @@ class Progress:
 
     def _line_due(self) -> bool:
         now = time.perf_counter()
-        step = self.every_fraction * self.total if self.total else float("inf")
+        step = (self.every_fraction * self.total if self.total and self.every_fraction
+                else float("inf"))
         return now - self._last_time >= self.every_s or self.done - self._last_done >= step
 
     def _line(self) -> None:
@@ -130,7 +132,7 @@ class Progress:
         left = self.remaining_s()
         eta = f", {duration(left)} left" if left is not None and self.done < self.total else ""
         extra = f"; {self.postfix}" if self.postfix else ""
-        print(f"{self.desc}: {count} {self.unit}s{percent}, {elapsed}{eta}{extra}",
+        print(f"{self.desc}: {count} {_plural(self.unit)}{percent}, {elapsed}{eta}{extra}",
               file=self.file, flush=True)
 
     def _estimate(self) -> None:
@@ -139,7 +141,12 @@ class Progress:
             return
         total = time.perf_counter() - self.started + left
         self.write(f"{self.desc}: about {duration(total)} in all ({duration(left)} to go), "
-                   f"estimated from {self.done - self.initial} of {self.total} {self.unit}s")
+                   f"estimated from {self.done - self.initial} of {self.total} "
+                   f"{_plural(self.unit)}")
+
+
+def _plural(unit: str) -> str:
+    return {"batch": "batches"}.get(unit, f"{unit}s")  # video, epoch, pair, item: -s
 
 
 def _is_terminal(file: IO[str]) -> bool:

@@ -180,7 +180,7 @@ def train_one_epoch(
         "batch",
         leave=False,
         disable=not (progress and process.is_main),
-        every_fraction=1.0,  # in a log: a line every 10 s, not 20 an epoch
+        every_fraction=None,  # in a log: a line every 10 s, not one or 20 an epoch
     )
     ddp, last = isinstance(engine.student, DistributedDataParallel), len(loader) - 1
     for index, batch in enumerate(loader):

@@ -72,8 +72,8 @@ def _register_demo(subparsers) -> None:
             "and their fusions (the paper's Table 1), run the static-clip analysis and write "
             "an HTML report. Offline; a second run reuses what exists. With --dataset FORMAT "
             "ROOT the same on real videos, at small sizes (48 px frames, 40 px crops): "
-            "`mars demo --dataset ucf101 data/ucf101-subset` takes under half an hour on "
-            "2 CPU cores."
+            "`mars demo --dataset ucf101 data/ucf101-subset` takes 15-40 minutes on 2 CPU "
+            "cores, depending on what else runs (TV-L1 flow is most of it)."
         ),
     )
     parser.add_argument("root", nargs="?", type=Path, metavar="ROOT",

@@ -15,9 +15,10 @@ def register(subparsers) -> None:
         "frames",
         help="decode videos into the frame store (JPEG frames at a fixed fps)",
         description=(
-            "Decode every video into OUT_DIR/<class>/<video>/00001.jpg ... with a "
-            "'done' record (JSON: the frame count) written last. Resumable (videos with 'done' are skipped) and "
-            "shardable; ends with a summary and a JSON + CSV report; exits 1 if any video failed."
+            "Decode every video into OUT_DIR/<class>/<video>/00001.jpg ... with a 'done' "
+            "record (JSON: the frame count) written last. Resumable (videos with 'done' are "
+            "skipped) and shardable; ends with a summary and a JSON + CSV report; exits 1 if "
+            "any video failed."
         ),
     )
     parser.add_argument(

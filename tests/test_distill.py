@@ -228,5 +228,9 @@ def test_the_small_data_configs_load_with_their_terms():
     configs = {p.stem: load_experiment(p) for p in sorted(folder.glob("*.yaml"))}
     assert set(configs) == {"flow", "rgb", "mars", "mers"}
     spec = plan_phases(configs["mars"])[0].objective.distill
-    assert spec.standardized == ("pooled", "layer3") and spec.kd == 1.0
-    assert all(c.model.pretrained is None and c.train.select == "last" for c in configs.values())
+    assert spec.mse_targets == (("layer3", False, 1.0),) and spec.alpha == 20.0
+    mers = plan_phases(configs["mers"])[0].objective.distill
+    assert mers.mse_targets == (("pooled", True, 1.0), ("layer3", False, 1.0))
+    assert all(c.train.select == "last" and c.data.crop_scales for c in configs.values())
+    assert [configs[s].model.pretrained is None for s in ("flow", "rgb", "mars", "mers")] == [
+        True, True, False, False]

@@ -70,9 +70,13 @@ STREAMS: dict[str, tuple[str, bool, dict[str, Any]]] = {
     "rgb_control": ("rgb", True, {}),
     "mars_paper": ("mars", True, {"feature": "layer3", "pool_maps": False, "alpha": 20.0}),
     "mers_std": ("mers", False, STD_TERMS),
+    # ablations on the synthetic set, where mars_std stayed at chance
+    "mars_maps": ("mars", False, {"feature": "layer3", "pool_maps": False, "alpha": 20.0}),
+    "mars_std_nokd": ("mars", False, STD_TERMS),
 }
 # The control each student is measured against (same labels, same training length).
-CONTROL = {"mars_std": "rgb", "mers_std": "rgb", "mars_paper": "rgb_control"}
+CONTROL = {"mars_std": "rgb", "mers_std": "rgb", "mars_paper": "rgb_control",
+           "mars_maps": "rgb", "mars_std_nokd": "rgb"}
 
 
 def split_lists(folder: Path, split: int) -> Path:

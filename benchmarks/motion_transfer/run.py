@@ -14,7 +14,9 @@ Farneback on the UCF101 subset (see :func:`flow_prefix`). Streams (see ``STREAMS
 - ``mars_std``: MARS from scratch: CE + standardised MSE of the pooled feature and of
   the layer3 maps (teacher statistics) + logit distillation (T 4);
 - ``mers_std``: MERS from scratch (the paper's two steps) on the same standardised
-  feature terms (no CE until the classifier step).
+  feature terms (no CE until the classifier step);
+- ``mars_maps`` / ``mars_std_nokd``: ablations from scratch (the demo's layer3-map
+  objective; the standardised terms without KD).
 
 A stream is tested with its last epoch's weights (``last.pt``: the cosine schedule
 has reached lr 0; a handful of validation videos does not pick the epoch). The

@@ -29,12 +29,12 @@ from mars_action.training import build, distributed
 from mars_action.training import state as run_state
 from mars_action.training.adapters import build_adapters
 from mars_action.training.config import (
-    DISTILLED,
     ExperimentConfig,
     check_resumable,
     epochs_for_steps,
     resolve,
 )
+from mars_action.training.config_checks import DISTILLED
 from mars_action.training.datasets import build_datasets
 from mars_action.training.engine import Engine, Meter, NonFiniteLoss, evaluate, train_one_epoch
 from mars_action.training.loading import EpochSampler, make_loader

@@ -16,7 +16,14 @@ Farneback on the UCF101 subset (see :func:`flow_prefix`). Streams (see ``STREAMS
 - ``mers_std``: MERS from scratch (the paper's two steps) on the same standardised
   feature terms (no CE until the classifier step);
 - ``mars_maps`` / ``mars_std_nokd``: ablations from scratch (the demo's layer3-map
-  objective; the standardised terms without KD).
+  objective; the standardised terms without KD);
+- ``pretrain_maps``: motion pretraining (what ``mars pretrain`` runs: the teacher terms
+  alone, labels unused) on the training videos, with the layer3-map term (alpha 20);
+  not tested (no classifier);
+- ``mars_pre``: MARS (layer3 maps, alpha 20) started from ``pretrain_maps``: a student
+  that never starts from the RGB stream. Its control is ``rgb_control`` (RGB trained as
+  long, 120 epochs); the margin over ``rgb`` (same labels, same 60 labelled epochs) is
+  reported too.
 
 A stream is tested with its last epoch's weights (``last.pt``: the cosine schedule
 has reached lr 0; a handful of validation videos does not pick the epoch). The
@@ -64,21 +71,27 @@ WORK = HERE / "runs"
 
 STD_TERMS = {"normalize": "standardize", "feature": "pooled", "pool_maps": True,
              "hints": {"layer3": 1.0}, "alpha": 1.0}
-# name: (stream kind, start from the RGB stream?, distill settings)
-STREAMS: dict[str, tuple[str, bool, dict[str, Any]]] = {
-    "flow": ("flow", False, {}),
-    "rgb": ("rgb", False, {}),
-    "mars_std": ("mars", False, {**STD_TERMS, "kd": 1.0, "temperature": 4.0}),
-    "rgb_control": ("rgb", True, {}),
-    "mars_paper": ("mars", True, {"feature": "layer3", "pool_maps": False, "alpha": 20.0}),
-    "mers_std": ("mers", False, STD_TERMS),
+MAP_TERMS = {"feature": "layer3", "pool_maps": False, "alpha": 20.0}
+# name: (stream kind, the stream whose last weights it starts from or None, distill settings)
+STREAMS: dict[str, tuple[str, str | None, dict[str, Any]]] = {
+    "flow": ("flow", None, {}),
+    "rgb": ("rgb", None, {}),
+    "mars_std": ("mars", None, {**STD_TERMS, "kd": 1.0, "temperature": 4.0}),
+    "rgb_control": ("rgb", "rgb", {}),
+    "mars_paper": ("mars", "rgb", MAP_TERMS),
+    "mers_std": ("mers", None, STD_TERMS),
     # ablations on the synthetic set, where mars_std stayed at chance
-    "mars_maps": ("mars", False, {"feature": "layer3", "pool_maps": False, "alpha": 20.0}),
-    "mars_std_nokd": ("mars", False, STD_TERMS),
+    "mars_maps": ("mars", None, MAP_TERMS),
+    "mars_std_nokd": ("mars", None, STD_TERMS),
+    # motion pretraining without labels, then MARS from it (never from the RGB stream)
+    "pretrain_maps": ("pretrain", None, MAP_TERMS),
+    "mars_pre": ("mars", "pretrain_maps", MAP_TERMS),
 }
-# The control each student is measured against (same labels, same training length).
-CONTROL = {"mars_std": "rgb", "mers_std": "rgb", "mars_paper": "rgb_control",
-           "mars_maps": "rgb", "mars_std_nokd": "rgb"}
+# The controls each student is measured against, the first the main one (same labels,
+# same training length); margins and sign tests are given against each.
+CONTROL = {"mars_std": ("rgb",), "mers_std": ("rgb",), "mars_paper": ("rgb_control",),
+           "mars_maps": ("rgb",), "mars_std_nokd": ("rgb",),
+           "mars_pre": ("rgb_control", "rgb")}
 
 
 def split_lists(folder: Path, split: int) -> Path:
@@ -126,14 +139,16 @@ def layout_for(dataset: str, split: int, seed: int) -> Layout:
 
 
 def stream_experiment(name: str, settings: DemoSettings, layout: Layout):
-    """The demo's config of the stream's kind, with this study's start and terms."""
-    kind, from_rgb, terms = STREAMS[name]
-    config = stream_config(kind, settings, layout)
+    """The demo's config of the stream's kind, with this study's start and terms
+    (``pretrain``: the MARS config with stream ``pretrain``, as ``mars pretrain`` sets it)."""
+    kind, start, terms = STREAMS[name]
+    config = stream_config("mars" if kind == "pretrain" else kind, settings, layout)
+    config.stream = kind
     config.name = f"study_{name}"
     config.data.flow_prefix = flow_prefix(settings)
-    config.model.pretrained = str(layout.run("rgb") / "checkpoints" / "last.pt") if from_rgb \
+    config.model.pretrained = str(layout.run(start) / "checkpoints" / "last.pt") if start \
         else None
-    if kind in ("mars", "mers"):
+    if kind in ("mars", "mers", "pretrain"):
         teacher = str(layout.run("flow") / "checkpoints" / "last.pt")
         base = {"teacher": teacher, "feature": "pooled", "pool_maps": True, "hint": None}
         config.distill = dataclasses.replace(config.distill, **{**base, **terms})
@@ -159,7 +174,8 @@ def run_job(dataset: str, split: int, seed: int, names: list[str]) -> None:
                 "train_acc": last.get("train_acc"), "val_acc_last": last.get("val_acc"),
                 "val_acc_best": summary.best_val_acc, "best_epoch": summary.best_epoch,
                 "epochs": summary.epochs, "uptime": os.getloadavg()}, indent=1))
-        _test(name, settings, layout)
+        if STREAMS[name][0] != "pretrain":  # no classifier to test
+            _test(name, settings, layout)
         print(f"{dataset} split {split} seed {seed}: {name} done", flush=True)
 
 
@@ -192,7 +208,8 @@ def _test(name: str, settings: DemoSettings, layout: Layout) -> None:
 def gather() -> dict[str, Any]:
     """Per dataset: pooled test top-1 per stream and run, mean +- std over runs, transfer,
     per-group accuracy (UCF101), validation accuracy and training accuracy."""
-    results: dict[str, Any] = {"streams": {k: {"kind": v[0], "from_rgb": v[1], "distill": v[2]}
+    results: dict[str, Any] = {"streams": {k: {"kind": v[0], "from_rgb": v[1] == "rgb",
+                                               "start": v[1], "distill": v[2]}
                                            for k, v in STREAMS.items()}, "datasets": {}}
     for dataset in ("ucf101", "synthetic"):
         runs = sorted(p for p in (WORK / dataset).glob("split*-seed*") if p.is_dir())
@@ -231,21 +248,30 @@ def _gather_dataset(dataset: str, runs: list[Path]) -> dict[str, Any]:
             "val_acc_last10": _stats([_late_val(r / "runs" / name) for r in done]),
             "seconds": [t["seconds"] for t in trained],
         }
-    for student, control in CONTROL.items():
-        if student not in table or control not in table:
-            continue
-        same = [r for r in table[student]["runs"] if r in table[control]["runs"]]
-        row = table[student]
-        row["control"], row["control_runs"] = control, same
-        pooled = {k: _pooled(hits[k], same) for k in ("rgb", "flow", student, control)}
-        row["transfer"] = transfer(pooled[student], pooled["rgb"], pooled["flow"])
-        row["vs_control"] = pooled[student] - pooled[control]
-        row["minus_flow"] = pooled[student] - pooled["flow"]
-        row["paired_vs_control"] = _paired(hits[student], hits[control], same)
+    for student, controls in CONTROL.items():
+        for control in controls:
+            if student in table and control in table:
+                _margins(table[student], control, hits, student, first=control == controls[0])
     out = {"runs": [r.name for r in complete], "chance": chance, "table": table}
     if dataset == "ucf101":
         out["per_group"] = _per_group(hits)
     return out
+
+
+def _margins(row: dict[str, Any], control: str, hits: dict[str, dict[str, int]],
+             student: str, first: bool) -> None:
+    """Transfer and margins of ``student`` against ``control`` on the runs both have; the
+    main control's under ``control``/``vs_control``, every control's under ``vs``."""
+    same = [r for r in row["runs"] if r in {k.split("/", 1)[0] for k in hits[control]}]
+    pooled = {k: _pooled(hits[k], same) for k in ("rgb", "flow", student, control)}
+    margin = {"runs": same, "vs_control": pooled[student] - pooled[control],
+              "paired": _paired(hits[student], hits[control], same)}
+    row.setdefault("vs", {})[control] = margin
+    if first:
+        row["control"], row["control_runs"] = control, same
+        row["transfer"] = transfer(pooled[student], pooled["rgb"], pooled["flow"])
+        row["vs_control"], row["paired_vs_control"] = margin["vs_control"], margin["paired"]
+        row["minus_flow"] = pooled[student] - pooled["flow"]
 
 
 def _paired(mine: dict[str, int], other: dict[str, int], runs: list[str]) -> dict[str, Any]:
@@ -310,12 +336,12 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{_num(row.get('minus_flow'), '+.1f')} | {_cell(row['train_acc_last'])} | "
                 f"{_cell(row['val_acc_last'])} | {_cell(row['val_acc_last10'])} |")
         for name, row in data["table"].items():
-            if "paired_vs_control" in row:
-                paired = row["paired_vs_control"]
-                lines.append(f"\n{name} vs {row['control']} on the same {len(row['control_runs'])}"
-                             f" run(s): {paired['only_student']} videos only {name} gets right, "
-                             f"{paired['only_control']} only {row['control']}; sign test p = "
-                             f"{paired['p_two_sided']:.3f}.")
+            for control, margin in row.get("vs", {}).items():
+                paired = margin["paired"]
+                lines.append(f"\n{name} vs {control} on the same {len(margin['runs'])} run(s): "
+                             f"{margin['vs_control']:+.1f} points; {paired['only_student']} "
+                             f"videos only {name} gets right, {paired['only_control']} only "
+                             f"{control}; sign test p = {paired['p_two_sided']:.3f}.")
         if "per_group" in data:
             groups = sorted({g for v in data["per_group"].values() for g in v})
             lines += ["", "Per test group (top-1 %; each group is tested in one split):", "",

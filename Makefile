@@ -3,15 +3,16 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# PyTorch's CPU wheel index; a CUDA build: make setup TORCH_INDEX=https://pypi.org/simple
-TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+# Where torch comes from: empty = pip's configured index (on our machines a local CPU
+# wheel); elsewhere without a GPU: make setup TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
 
 .PHONY: setup test demo lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	# The CPU wheel: PyPI's torch on Linux is a multi-GB CUDA build.
-	$(BIN)/pip install torch==2.13.0 --index-url $(TORCH_INDEX)
+	# Pinned: an unpinned torch from PyPI on Linux is a multi-GB CUDA build.
+	$(BIN)/pip install torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/pip install -e ".[dev,export]"
 	touch $(STAMP)
 

@@ -22,7 +22,7 @@ FEATURE_NAMES = ("layer3", "layer4", "pooled", "logits")
 
 
 class Backbone(nn.Module):
-    """Base of the non-ResNet families: pooling, classifier and named outputs.
+    """Base of every family (``ResNet3d`` too): pooling, classifier and named outputs.
 
     Subclasses set ``in_channels``, ``num_classes``, ``num_features`` and ``fc`` and
     implement :meth:`forward_stages`; :meth:`pool` may add work after pooling (X3D's
@@ -32,6 +32,7 @@ class Backbone(nn.Module):
     in_channels: int
     num_classes: int
     num_features: int
+    feature_names: tuple[str, ...] = FEATURE_NAMES  # what forward_with_features can return
 
     def forward_stages(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """``{"layer3": map, "layer4": last map before pooling}`` of a (B, C, T, H, W) clip."""
@@ -57,9 +58,11 @@ class Backbone(nn.Module):
         self, x: torch.Tensor, names: Sequence[str] = ("pooled",)
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Logits plus the named intermediate outputs (see ``FEATURE_NAMES``)."""
-        unknown = [n for n in names if n not in FEATURE_NAMES]
+        unknown = [n for n in names if n not in self.feature_names]
         if unknown:
-            raise ValueError(f"unknown feature name(s) {unknown}; choose from {FEATURE_NAMES}")
+            raise ValueError(
+                f"unknown feature name(s) {unknown}; choose from {self.feature_names}"
+            )
         stages = self.forward_stages(x)
         pooled = self.pool(stages["layer4"])
         logits = self.fc(pooled)

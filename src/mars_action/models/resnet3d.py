@@ -13,7 +13,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-# Feature names a caller can ask for; "pooled" is the MARS distillation target.
+from mars_action.models.backbone import Backbone, classifier, init_weights
+
+# Feature names a caller can ask for; "pooled" is the MARS distillation target. The
+# other families expose layer3/layer4 only.
 FEATURE_NAMES = ("layer1", "layer2", "layer3", "layer4", "pooled", "logits")
 
 
@@ -83,7 +86,7 @@ class ResNeXtBottleneck(Bottleneck):
     expansion = 2
 
 
-class ResNet3d(nn.Module):
+class ResNet3d(Backbone):
     """A 3D ResNet/ResNeXt classifier on clips of shape (B, C, T, H, W).
 
     Args:
@@ -95,6 +98,8 @@ class ResNet3d(nn.Module):
         cardinality: groups of the 3x3x3 conv (32 for ResNeXt, 1 otherwise).
         stem_width: channels of the 7x7x7 stem.
     """
+
+    feature_names = FEATURE_NAMES
 
     def __init__(
         self,
@@ -124,8 +129,8 @@ class ResNet3d(nn.Module):
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         self.num_features = planes_in
         self.avgpool = nn.AdaptiveAvgPool3d(1)
-        self.fc = nn.Linear(planes_in, num_classes) if num_classes > 0 else nn.Identity()
-        _init_weights(self)
+        self.fc = classifier(planes_in, num_classes)
+        init_weights(self)
 
     def forward_stages(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Stem and four stages; returns the map of each stage (hints may read any)."""
@@ -136,38 +141,9 @@ class ResNet3d(nn.Module):
         layer4 = self.layer4(layer3)  # (B, F, T/16, H/32, W/32)
         return {"layer1": layer1, "layer2": layer2, "layer3": layer3, "layer4": layer4}
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """The last convolutional map (B, F, t, h, w), used by class activation maps."""
-        return self.forward_stages(x)["layer4"]
-
-    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Pool a ``layer4`` map and classify it (or stop at the pooled vector)."""
-        pooled = torch.flatten(self.avgpool(features), 1)  # (B, F)
-        return pooled if pre_logits else self.fc(pooled)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def forward_with_features(
-        self, x: torch.Tensor, names: Sequence[str] = ("pooled",)
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Logits plus the named intermediate outputs (see ``FEATURE_NAMES``)."""
-        unknown = [n for n in names if n not in FEATURE_NAMES]
-        if unknown:
-            raise ValueError(f"unknown feature name(s) {unknown}; choose from {FEATURE_NAMES}")
-        stages = self.forward_stages(x)
-        pooled = self.forward_head(stages["layer4"], pre_logits=True)
-        logits = self.fc(pooled)
-        available = {**stages, "pooled": pooled, "logits": logits}
-        return logits, {name: available[name] for name in names}
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """A new, freshly initialised classifier (fine-tuning to another class set)."""
-        self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
+    def pool(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, F, t, h, w) map -> (B, F) through ``avgpool`` (inference rewrites may swap it)."""
+        return torch.flatten(self.avgpool(features), 1)
 
 
 def _make_stage(block, in_planes, planes, blocks, stride, cardinality):
@@ -175,13 +151,3 @@ def _make_stage(block, in_planes, planes, blocks, stride, cardinality):
     out_planes = planes * block.expansion
     layers += [block(out_planes, planes, cardinality=cardinality) for _ in range(blocks - 1)]
     return nn.Sequential(*layers), out_planes
-
-
-def _init_weights(model: nn.Module) -> None:
-    """Kaiming normal (fan-out) for convs, BN weight 1 and bias 0, as the released code."""
-    for module in model.modules():
-        if isinstance(module, nn.Conv3d):
-            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(module, nn.BatchNorm3d):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)

@@ -101,3 +101,22 @@ def test_an_adapter_on_raw_x3d_maps_stays_stable_at_the_recipe_lr():
         losses.append(loss.item())
     assert all(math.isfinite(v) for v in losses)
     assert max(losses) < 10 and losses[-1] < losses[0]
+
+
+def test_with_teacher_statistics_the_standardised_adapter_output_is_its_projection():
+    """standardize() divides by the teacher's std: the adapter outputs z * std + mean so the
+    compared value is its projection z, never z / std (a gradient 1/std**2 too large)."""
+    from mars_action.training.distill import standardize
+
+    torch.manual_seed(0)
+    student = build_model("x3d_xs", num_classes=3)
+    teacher = build_model("resnet10_tiny", in_channels=2, num_classes=3)
+    mean, std = torch.randn(64), torch.rand(64) * 0.1 + 0.01
+    adapters = build_adapters(student, teacher, ("layer3",), 8, 32, stats={"layer3": (mean, std)})
+    adapter = adapters["layer3"].eval()
+    maps = torch.randn(2, 96, 8, 4, 4)
+    with torch.no_grad():
+        z = adapter.proj(adapter.norm(resize(maps, adapter.size)))
+        assert torch.allclose(standardize(adapter(maps), mean, std), z, atol=1e-5)
+    plain = build_adapters(student, teacher, ("layer3",), 8, 32)["layer3"]
+    assert isinstance(plain.units, torch.nn.Identity)

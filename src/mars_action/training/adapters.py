@@ -40,38 +40,62 @@ def resize(maps: torch.Tensor, size: tuple[int, int, int]) -> torch.Tensor:
     return F.interpolate(maps, size=size, mode="trilinear", align_corners=False)
 
 
+class TeacherUnits(nn.Module):
+    """A fixed per-channel ``z * std + mean``: an adapter's output in the teacher's units.
+
+    ``distill.normalize: standardize`` divides both compared outputs by the teacher's
+    std; a projection feeding it directly would see its gradient scaled by 1 / std**2 (a
+    step 10-100x too large for small teachers). Producing ``z * std + mean`` instead makes
+    the standardised output ``z`` itself, so the projection learns at the loss's own scale.
+    """
+
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor):
+        super().__init__()
+        self.register_buffer("mean", mean.detach().float().clone())
+        self.register_buffer("std", std.detach().float().clone())
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:  # (B, C, ...) -> same
+        shape = (1, -1) + (1,) * (z.dim() - 2)
+        return z * self.std.view(shape) + self.mean.view(shape)
+
+
 class MapAdapter(nn.Module):
     """Resize a student map to the teacher's (t, h, w), normalise it, then a 1x1x1 conv to
-    the teacher's channels."""
+    the teacher's channels (in its units when ``units`` is given)."""
 
-    def __init__(self, in_channels: int, out_channels: int, size: tuple[int, int, int]):
+    def __init__(self, in_channels: int, out_channels: int, size: tuple[int, int, int],
+                 units: TeacherUnits | None = None):
         super().__init__()
         self.size = tuple(size)
         self.norm = nn.BatchNorm3d(in_channels)
         self.proj = nn.Conv3d(in_channels, out_channels, kernel_size=1)
+        self.units = units or nn.Identity()
 
     def forward(self, maps: torch.Tensor) -> torch.Tensor:  # (B, C_s, t_s, h_s, w_s)
-        return self.proj(self.norm(resize(maps, self.size)))  # (B, C_t, t_t, h_t, w_t)
+        return self.units(self.proj(self.norm(resize(maps, self.size))))  # (B, C_t, t, h, w)
 
 
 class VectorAdapter(nn.Module):
-    """Normalise a student vector (B, F_s), then a linear map to the teacher's width."""
+    """Normalise a student vector (B, F_s), then a linear map to the teacher's width (in
+    its units when ``units`` is given)."""
 
-    def __init__(self, in_features: int, out_features: int):
+    def __init__(self, in_features: int, out_features: int, units: TeacherUnits | None = None):
         super().__init__()
         self.norm = nn.BatchNorm1d(in_features)
         self.proj = nn.Linear(in_features, out_features)
+        self.units = units or nn.Identity()
 
     def forward(self, vectors: torch.Tensor) -> torch.Tensor:  # (B, F_s)
-        return self.proj(self.norm(vectors))  # (B, F_t)
+        return self.units(self.proj(self.norm(vectors)))  # (B, F_t)
 
 
-def adapter_for(student_shape: tuple[int, ...], teacher_shape: tuple[int, ...]) -> nn.Module:
+def adapter_for(student_shape: tuple[int, ...], teacher_shape: tuple[int, ...],
+                units: TeacherUnits | None = None) -> nn.Module:
     """The adapter from one output shape (without batch) to another."""
     if len(student_shape) == 4 and len(teacher_shape) == 4:
-        return MapAdapter(student_shape[0], teacher_shape[0], teacher_shape[1:])
+        return MapAdapter(student_shape[0], teacher_shape[0], teacher_shape[1:], units)
     if len(student_shape) == 1 and len(teacher_shape) == 1:
-        return VectorAdapter(student_shape[0], teacher_shape[0])
+        return VectorAdapter(student_shape[0], teacher_shape[0], units)
     raise MarsError(f"no adapter from an output of shape {student_shape} to {teacher_shape}")
 
 
@@ -94,12 +118,16 @@ def build_adapters(
     clip_len: int,
     crop_size: int,
     device: torch.device | str = "cpu",
+    stats: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> nn.ModuleDict | None:
     """Adapters for each compared output whose shape differs between the two networks.
 
     Shapes are read from one forward of each network on clips of the training size
     (``clip_len`` x ``crop_size``²): they depend on it. None when every shape matches.
     Logits are never adapted: a teacher with other classes is refused before this.
+    ``stats``: the teacher statistics of ``normalize: standardize`` (keyed as
+    ``distill.target_key``); an adapted output they standardise ends in
+    :class:`TeacherUnits`.
     """
     names = tuple(dict.fromkeys(names))
     if not names:
@@ -109,6 +137,17 @@ def build_adapters(
                                               device=device), names)
     theirs = output_shapes(teacher, torch.zeros(size[0], teacher.in_channels, *size[1:],
                                                 device=device), names)
-    adapters = {name: adapter_for(mine[name], theirs[name])
+    adapters = {name: adapter_for(mine[name], theirs[name], _units(stats, name, device))
                 for name in names if mine[name] != theirs[name] and name != "logits"}
     return nn.ModuleDict(adapters).to(device) if adapters else None
+
+
+def _units(stats: dict | None, name: str, device) -> TeacherUnits | None:
+    """The teacher's (mean, std) of output ``name``, compared as maps or pooled (both are
+    per channel, and pooling commutes with ``z * std + mean``)."""
+    for key in (name, f"{name}.pooled"):
+        if stats and key in stats:
+            mean, std = stats[key]
+            return TeacherUnits(mean, std).to(device)
+    return None
+

@@ -225,7 +225,7 @@ def _run_phases(run: Run, training: dict[str, Any] | None) -> None:
         names = [n for p in phases for n in p.objective.distill.outputs]
         data = run.config.data
         adapters = build_adapters(run.model, teacher, names, data.clip_len, data.crop_size,
-                                  run.process.device)
+                                  run.process.device, stats)
     for phase in phases:
         if run.state.epoch >= phase.end_epoch:
             continue

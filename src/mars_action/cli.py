@@ -30,6 +30,7 @@ STAGES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``mars`` parser: each stage registers its own subcommands, so this file stays thin."""
     parser = argparse.ArgumentParser(
         prog="mars",
         description="Action recognition without optical flow at test time (MARS, CVPR 2019).",
@@ -58,6 +59,8 @@ def _is_override(item: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one ``mars`` command; a :class:`MarsError` becomes one line on stderr and exit 2,
+    never a traceback (the CLI's contract with scripts that call it)."""
     parser = build_parser()
     args = parse(parser, argv)
     threads.apply()

@@ -44,6 +44,7 @@ def register(subparsers) -> None:
 
 
 def run_summary(args: argparse.Namespace) -> int:
+    """``mars data-summary``: what a dataset holds per split and class, and what is missing."""
     from mars_action.data.builder import data_problems, default_paths, load_annotations
     from mars_action.data.records import SPLITS
     from mars_action.data.sources import FrameStoreSource, parse_modality

@@ -36,6 +36,7 @@ def read_lines(path: Path) -> Iterator[tuple[int, str]]:
 
 
 def malformed(path: Path, number: int, expected: str, line: str) -> MarsError:
+    """The one-line error for an annotation line that does not parse, with file and line number."""
     return MarsError(f"{path}:{number}: expected {expected}, got {line!r}")
 
 

@@ -97,6 +97,7 @@ class FrameStoreSource:
         return folders, problems
 
     def num_frames(self, location: Path) -> int:
+        """Frames of a video, counted once when the source was built."""
         return self._counts[location]
 
     def frame_size(self, location: Path) -> tuple[int, int]:
@@ -212,6 +213,7 @@ class VideoFileSource:
         return found
 
     def num_frames(self, location: Path) -> int:
+        """Frames of a video at the source's fps, from its duration (probed once per video)."""
         if location not in self._counts:
             self._counts[location] = max(1, round(self._info(location).duration * self.fps))
         return self._counts[location]

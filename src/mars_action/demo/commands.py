@@ -43,6 +43,7 @@ def _register_synth(subparsers) -> None:
 
 
 def run_synth(args: argparse.Namespace) -> int:
+    """``mars synth``: write a synthetic motion dataset (videos + manifest) with PyAV."""
     from mars_action.data.synthetic import MOTION_CLASSES, generate_dataset, spec_with_classes
 
     given = {
@@ -98,6 +99,7 @@ def _register_demo(subparsers) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    """``mars demo``: the whole pipeline (data, four streams, evaluation, report) in one run."""
     from mars_action.demo.pipeline import run
     from mars_action.demo.settings import DemoSettings
 

@@ -24,12 +24,14 @@ _NAMED = re.compile(r"^([A-Za-z][\w+-]*)=(.+)$")
 
 
 def device_of(name: str) -> torch.device:
+    """A torch device from the CLI's ``--device`` (``auto``: CUDA when present, else CPU)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
 
 
 def load_model(args: argparse.Namespace, checkpoint: str) -> tuple[torch.nn.Module, CheckpointMeta]:
+    """The checkpoint's model and meta on the chosen device (``--labels``/``--arch`` override)."""
     names = read_labels(args.labels) if args.labels else None
     return load_checkpoint(checkpoint, arch=args.arch, class_names=names,
                            device=device_of(args.device))
@@ -53,6 +55,8 @@ def evaluate_checkpoint(
 
 def open_test_set(args: argparse.Namespace, meta: CheckpointMeta, checkpoint: str,
                   modality: str | None = None):
+    """The test set a checkpoint was trained for: its run's config, overridden by the CLI's
+    data options, so ``mars evaluate CKPT`` needs no arguments for a run of ours."""
     config = args.config or run_config_path(checkpoint)
     names = ("format", "root", "annotations", "frame_root", "flow_root", "flow_prefix", "fold",
              "val_fraction", "seed", "on_missing")

@@ -25,6 +25,7 @@ def seed_top1(accuracy: dict[str, dict], arch: str, stream: str) -> list[float]:
 
 
 def mean_top1(accuracy: dict[str, dict], arch: str, stream: str) -> float | None:
+    """Mean test top-1 over the seeds of one family and stream (None when none finished)."""
     values = seed_top1(accuracy, arch, stream)
     return statistics.fmean(values) if values else None
 

@@ -206,5 +206,6 @@ class GuardedVideos:
                     "video_id": self.video_id(index)}
 
     def video_id(self, index: int) -> str:
+        """The id of the ``index``-th video, for error messages and score files."""
         records = getattr(self.dataset, "records", None)
         return records[index].video_id if records is not None else f"#{index}"

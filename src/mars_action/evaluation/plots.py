@@ -29,6 +29,7 @@ def stream_color(name: str, index: int = 0) -> str:
 
 
 def new_figure(width: float = 6.4, height: float = 4.0) -> Figure:
+    """A figure without pyplot's global state, so plots are safe in threads and servers."""
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 

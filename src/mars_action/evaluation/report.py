@@ -64,6 +64,7 @@ def build_report(paths: Sequence[str | Path], title: str = "mars-action report")
 
 
 def write_report(paths: Sequence[str | Path], out: str | Path, title: str = "") -> Path:
+    """Write the HTML report atomically: a reader never sees half a page."""
     return write_atomic(out, build_report(paths, title or "mars-action report").encode())
 
 

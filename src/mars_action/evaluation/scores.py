@@ -96,10 +96,12 @@ class VideoScores:
 
     @property
     def num_videos(self) -> int:
+        """How many videos were scored."""
         return len(self.video_ids)
 
     @property
     def num_classes(self) -> int:
+        """How many classes each score row has."""
         return int(self.scores.shape[1])
 
     def subset(self, order: list[int]) -> VideoScores:

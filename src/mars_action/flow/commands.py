@@ -92,6 +92,7 @@ def _register_flow(subparsers) -> None:
 
 
 def run_flow(args: argparse.Namespace) -> int:
+    """``mars flow``: optical flow for a frame store or a folder of videos, resumable."""
     from mars_action.flow.extract import FlowJob, extract_flow, is_frame_store
     from mars_action.flow.methods import default_prefix
     from mars_action.video.framestore import DEFAULT_QUALITY
@@ -180,6 +181,7 @@ def _register_check(subparsers) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    """``mars flow-check``: compare flow methods on a few real frame pairs (speed and agreement)."""
     from mars_action.flow.check import format_report, run_flow_check
 
     methods = [name.strip() for name in args.methods.split(",") if name.strip()]

@@ -64,6 +64,7 @@ class FlowJob:
 
     @property
     def marker(self) -> str:
+        """The file that marks a video's flow as complete (one per method, so methods coexist)."""
         return f"{self.prefix}done"
 
 

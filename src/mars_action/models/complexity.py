@@ -7,6 +7,7 @@ from torch import nn
 
 
 def count_parameters(model: nn.Module) -> int:
+    """Every parameter of the model, trainable or not (as papers count them)."""
     return sum(p.numel() for p in model.parameters())
 
 

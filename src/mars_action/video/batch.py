@@ -68,6 +68,7 @@ class BatchSummary:
     report_error: str = ""  # why the report could not be written (e.g. disk full)
 
     def count(self, status: str) -> int:
+        """How many items ended with ``status`` (ok, skipped, failed...)."""
         return sum(result.status == status for result in self.results)
 
     @property

@@ -73,6 +73,7 @@ def register(subparsers) -> None:
 
 
 def run_frames(args: argparse.Namespace) -> int:
+    """``mars frames``: decode videos to a JPEG frame store, sharded and resumable."""
     from mars_action.video.extract import extract_frames
     from mars_action.video.framestore import DEFAULT_QUALITY
 

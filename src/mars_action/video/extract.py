@@ -38,6 +38,7 @@ class VideoItem:
 
     @property
     def stem(self) -> str:
+        """The video's name without extension: its folder name in the frame store."""
         return self.path.stem
 
     def __str__(self) -> str:

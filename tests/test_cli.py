@@ -93,3 +93,21 @@ def test_mars_sets_the_policy_before_a_handler_runs(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     policy, count = out.stdout.split()[-2:]
     assert policy == "PASSIVE" and 1 <= int(count) <= threads.cores()
+
+
+def test_a_reader_that_stops_early_gets_no_traceback():
+    # `mars data-summary ... | head`: the pipe closes while mars still writes.
+    code = (
+        "import argparse, sys; from mars_action import cli\n"
+        "def handler(args):\n"
+        "    for i in range(200000): print('line', i)\n"
+        "cli.parse = lambda parser, argv: argparse.Namespace(command='x', handler=handler)\n"
+        "sys.exit(cli.main([]))\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    assert process.stdout.readline() == b"line 0\n"
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 141
+    assert stderr == ""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from mars_action import __version__, threads
@@ -72,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"mars {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `mars ... | head`: the reader has all it wanted; stay quiet
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a command cut off this way
     except OSError as error:  # disk full, permission denied: the user's to fix, one line
         if error.strerror is None:
             raise

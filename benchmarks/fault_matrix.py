@@ -68,7 +68,7 @@ def outside(trial: Path, allowed: tuple[str, ...]) -> int:
 
 def verify(out: Path) -> tuple[int, int]:
     """(done markers, markers not matching their record) of a store."""
-    from mars_action.video.framestore import verify_store
+    from mars_action.video.completeness import verify_store
 
     if not out.is_dir():
         return 0, 0

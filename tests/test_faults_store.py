@@ -19,6 +19,7 @@ from conftest import moving_square_frames
 
 from mars_action.cli import main
 from mars_action.flow.extract import FlowJob, extract_flow
+from mars_action.video import completeness
 from mars_action.video import framestore as fs
 from mars_action.video.claim import ClaimedElsewhere, claim
 from mars_action.video.extract import extract_frames
@@ -53,14 +54,15 @@ def hold_lock(video_dir: Path, marker: str = "done"):
 def test_done_records_what_was_written_and_old_empty_markers_still_count(tmp_path):
     video = tmp_path / "c" / "v"
     assert fs.write_frames(video, moving_square_frames(7)) == 7
-    assert fs.read_done(video) == {"frames": 7} and fs.done_problem(video) == ""
+    assert completeness.read_done(video) == {"frames": 7} and completeness.done_problem(video) == ""
     (video / "00004.jpg").unlink()  # a set marked done that lost a frame
-    assert fs.done_problem(video) == f"{video}: marked done with 7 frames, holds 6"
+    assert completeness.done_problem(video) == f"{video}: marked done with 7 frames, holds 6"
     (video / "done").write_text("")  # an old empty marker: done, nothing to check
-    assert fs.is_done(video) and fs.read_done(video) == {} and fs.done_problem(video) == ""
+    assert fs.is_done(video) and completeness.read_done(video) == {}
+    assert completeness.done_problem(video) == ""
     (video / "done").write_text("garbage")
-    assert "not a JSON record" in fs.done_problem(video)
-    checked, problems = fs.verify_store(tmp_path)
+    assert "not a JSON record" in completeness.done_problem(video)
+    checked, problems = completeness.verify_store(tmp_path)
     assert checked == 1 and len(problems) == 1 and str(video) in problems[0]
 
 
@@ -77,7 +79,7 @@ def test_a_second_writer_skips_a_claimed_video_and_touches_nothing(tmp_path):
     finally:
         other.close()
     assert fs.write_frames(video, moving_square_frames(3)) == 3  # released: taken over
-    assert fs.read_done(video) == {"frames": 3}
+    assert completeness.read_done(video) == {"frames": 3}
 
 
 def test_a_dead_writers_claim_and_temporary_folders_are_taken_over(tmp_path):
@@ -126,10 +128,10 @@ def test_two_and_three_concurrent_runs_leave_only_complete_videos(tmp_path):
     outputs = [run.communicate(timeout=120) for run in runs]
     assert [run.returncode for run in runs] == [0, 0, 0], outputs
     assert not any(b"Traceback" in err for _, err in outputs)
-    checked, problems = fs.verify_store(out)
+    checked, problems = completeness.verify_store(out)
     assert (checked, problems) == (6, [])
-    for video in fs.list_video_dirs(out):
-        assert fs.read_done(video)["frames"] == fs.frame_count(video) > 0
+    for video in completeness.list_video_dirs(out):
+        assert completeness.read_done(video)["frames"] == fs.frame_count(video) > 0
     assert not [p for p in out.glob("*/.*") if p.name.endswith((".tmp", ".lock"))]
 
 
@@ -164,10 +166,10 @@ def test_killed_run_leaves_no_worker_writing_and_a_rerun_completes(tmp_path, sig
         assert report["not_run"] + report["done"] + report["skipped"] == 8
     time.sleep(0.5)  # a worker that outlived its run would still be writing now
     assert not running_children_write(out)
-    checked, problems = fs.verify_store(out)
+    checked, problems = completeness.verify_store(out)
     assert checked < 8 and problems == []  # cut short; whatever is marked done is complete
     assert main(["frames", str(listing), str(out), "--workers", "1", "--quality", "100"]) == 0
-    checked, problems = fs.verify_store(out)
+    checked, problems = completeness.verify_store(out)
     assert (checked, problems) == (8, [])
     assert not [p for p in out.glob("*/.*") if p.name.endswith((".tmp", ".lock"))]
 
@@ -177,9 +179,9 @@ def test_flow_marker_records_pairs_and_method_and_is_verified(tmp_path):
     fs.write_frames(video, moving_square_frames(5, 48, 64))
     summary = extract_flow(tmp_path / "store", FlowJob(method="farneback"), workers=1)
     assert summary.exit_code == 0
-    assert fs.read_done(video, "TVL1jpg_done") == {"pairs": 4, "method": "farneback"}
+    assert completeness.read_done(video, "TVL1jpg_done") == {"pairs": 4, "method": "farneback"}
     (video / "TVL1jpg_x_00002.jpg").unlink()
-    problem = fs.done_problem(video, "TVL1jpg_done")
+    problem = completeness.done_problem(video, "TVL1jpg_done")
     assert problem == f"{video}: marked TVL1jpg_done with 4 flow fields, holds 3"
 
 

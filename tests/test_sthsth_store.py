@@ -10,7 +10,7 @@ from mars_action.cli import main
 from mars_action.data import build_dataset
 from mars_action.training.config import DataConfig
 from mars_action.training.datasets import build_datasets
-from mars_action.video import framestore
+from mars_action.video import completeness, framestore
 
 LABELS = ["Pushing something from left to right", "Pushing something from right to left"]
 TRAIN = {"101": 0, "102": 1, "103": 0}
@@ -46,10 +46,10 @@ def sthsth(tmp_path):
 
 def test_the_flat_layout_is_a_frame_store(sthsth):
     root, _ = sthsth
-    assert [p.name for p in framestore.list_video_dirs(root)] == ["101", "102", "103", "201"]
-    assert framestore.numbering_problem(root / "101") == ""
+    assert [p.name for p in completeness.list_video_dirs(root)] == ["101", "102", "103", "201"]
+    assert completeness.numbering_problem(root / "101") == ""
     (root / "101" / framestore.rgb_name(2)).unlink()
-    assert "not numbered 00001 to 00005" in framestore.numbering_problem(root / "101")
+    assert "not numbered 00001 to 00005" in completeness.numbering_problem(root / "101")
 
 
 def test_mars_flow_on_the_shipped_frames_then_flow_and_two_stream_datasets(sthsth, capsys):
@@ -57,7 +57,7 @@ def test_mars_flow_on_the_shipped_frames_then_flow_and_two_stream_datasets(sthst
     assert main(["flow", str(root), "--method", "farneback", "--workers", "1"]) == 0
     prefix = "FARNjpg_"  # farneback's files; tvl1 (the paper's) is the same path, slower
     assert framestore.flow_count(root / "101", prefix) == FRAMES - 1
-    assert framestore.read_done(root / "101", f"{prefix}done")["pairs"] == FRAMES - 1
+    assert completeness.read_done(root / "101", f"{prefix}done")["pairs"] == FRAMES - 1
     assert not framestore.is_done(root / "101")  # the shipped frames stay as they were
     for modality in ("flow", "rgb+flow"):
         dataset = build_dataset("sthsth-v1", root, notes, "train", modality, clip_len=4,

@@ -89,9 +89,9 @@ def test_the_checkpoint_says_how_its_frames_were_made(made, tmp_path):
 
 def test_tvl1_on_large_frames_is_forecast_before_it_starts(made, monkeypatch):
     from mars_action.flow import extract
-    from mars_action.video import framestore
+    from mars_action.video import completeness, framestore
 
-    dirs = framestore.list_video_dirs(made / "frames")
+    dirs = completeness.list_video_dirs(made / "frames")
     job = extract.FlowJob(method="tvl1")
     assert extract.tvl1_forecast(dirs, job, workers=2) is None  # 32 px: seconds
     monkeypatch.setattr(extract, "FORECAST_FROM_S", 0.0)

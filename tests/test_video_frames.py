@@ -12,6 +12,7 @@ from conftest import moving_square_frames
 
 from mars_action.cli import main
 from mars_action.errors import MarsError
+from mars_action.video import completeness
 from mars_action.video import framestore as fs
 from mars_action.video.decode import decode_video, probe
 from mars_action.video.extract import decoder_threads, find_videos
@@ -104,7 +105,7 @@ def test_bad_corpus_each_gets_one_reason_and_exit_is_nonzero(tmp_path, monkeypat
         assert items[name]["status"] == "done" and items[name]["figures"]["frames"] == count
         video = out / "Mixed Class" / name.rsplit(".", 1)[0]
         assert fs.is_done(video) and fs.frame_count(video) == count
-    assert fs.list_video_dirs(out) == sorted(
+    assert completeness.list_video_dirs(out) == sorted(
         [
             out / "Mixed Class" / "a_good",
             out / "Mixed Class" / "clé vidéo 動画 one frame",
@@ -145,7 +146,7 @@ def test_list_input_shards_and_resume(tmp_path):
             ]
         )
         assert code in (0, 1)
-    done = {p.name for p in fs.list_video_dirs(out) if fs.is_done(p)}
+    done = {p.name for p in completeness.list_video_dirs(out) if fs.is_done(p)}
     assert done == {p.stem for p in paths}
     assert fs.frame_count(out / "run" / "run_2") == 7
     assert fs.read_rgb(out / "run" / "run_2", [0]).shape == (1, 32, 40, 3)

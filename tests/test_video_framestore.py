@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from conftest import moving_square_frames
 
+from mars_action.video import completeness
 from mars_action.video import framestore as fs
 from mars_action.video.decode import VideoError
 
@@ -112,9 +113,10 @@ def test_list_video_dirs(tmp_path):
     for name in ("b/v2", "a/v1", "a/v0", "a/.v3.done.tmp", ".hidden/v"):
         (tmp_path / name).mkdir(parents=True)
     (tmp_path / "frames-report.json").write_text("{}")
-    assert fs.list_video_dirs(tmp_path) == [tmp_path / "a/v0", tmp_path / "a/v1", tmp_path / "b/v2"]
+    want = [tmp_path / "a/v0", tmp_path / "a/v1", tmp_path / "b/v2"]
+    assert completeness.list_video_dirs(tmp_path) == want
     with pytest.raises(VideoError, match="not found"):
-        fs.list_video_dirs(tmp_path / "nowhere")
+        completeness.list_video_dirs(tmp_path / "nowhere")
 
 
 def test_encode_grayscale_and_color_sizes(tmp_path):

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mars_action.video import framestore
+from mars_action.video import completeness, framestore
 from mars_action.video.extract import extract_frames
 from mars_action.video.released import (
     cfr_select,
@@ -140,7 +140,7 @@ def test_mars_frames_released_preset_writes_the_store(tmp_path):
     expected = len(picks(30, 30))  # 1 s at 30 fps: drops wait for a 1.1-frame drift
     assert framestore.frame_count(out) == len(list(iter_released_jpegs(video))) == expected == 27
     assert framestore.read_rgb(out, [0]).shape == (1, 256, 341, 3)
-    assert framestore.read_done(out) == {"frames": expected}
+    assert completeness.read_done(out) == {"frames": expected}
 
 
 def test_paper_configs_refuse_frames_made_otherwise(tmp_path):

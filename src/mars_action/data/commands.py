@@ -88,7 +88,7 @@ def run_summary(args: argparse.Namespace) -> int:
 
 def _verify(frame_root, limit: int | None) -> bool:
     """Print what ``--verify`` finds (every marker against its record); True if any is bad."""
-    from mars_action.video.framestore import verify_store
+    from mars_action.video.completeness import verify_store
 
     checked, problems = verify_store(frame_root)
     print(f"verify: {checked} done markers checked, {len(problems)} not matching their record")

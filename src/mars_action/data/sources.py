@@ -26,7 +26,7 @@ import numpy as np
 
 from mars_action.data.records import VideoRecord, offender_list, strip_video_suffix, video_stem
 from mars_action.errors import MarsError
-from mars_action.video import decode, framestore
+from mars_action.video import completeness, decode, framestore
 
 MODALITIES = ("rgb", "flow")
 ON_MISSING = ("error", "skip")
@@ -148,12 +148,12 @@ class FrameStoreSource:
         markers = [framestore.DONE] if "rgb" in self.modalities else []
         markers += [f"{self.flow_prefix}done"] if "flow" in self.modalities else []
         for marker in markers:  # a set marked done must hold what its record says
-            problem = framestore.done_problem(folder, marker)
+            problem = completeness.done_problem(folder, marker)
             if problem:
                 return 0, problem.removeprefix(f"{folder}: ")
         if "rgb" in self.modalities and not framestore.is_done(folder):
             # Frames a dataset ships (Something-Something) have no marker: no gaps allowed.
-            problem = framestore.numbering_problem(folder)
+            problem = completeness.numbering_problem(folder)
             if problem:
                 return 0, problem.removeprefix(f"{folder}: ")
         rgb = framestore.frame_count(folder) if "rgb" in self.modalities else 0

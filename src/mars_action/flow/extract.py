@@ -35,7 +35,7 @@ from mars_action.flow.mpeg import iter_mpeg_flow
 from mars_action.flow.packed import pack_name, write_pack
 from mars_action.flow.quantize import BOUND, quantize
 from mars_action.progress import duration
-from mars_action.video import framestore, store
+from mars_action.video import completeness, framestore, store
 from mars_action.video.batch import BatchSummary, SkipItem, run_batch
 from mars_action.video.claim import claim
 from mars_action.video.decode import iter_frames
@@ -90,7 +90,7 @@ def extract_flow(
         if out_root is not None:
             raise MarsError(f"{source}: a frame store gets its flow beside the frames; drop --out")
         store.record(source, flow_settings(job, from_videos=False), flow_prefix=job.prefix)
-        items: list = framestore.list_video_dirs(source)
+        items: list = completeness.list_video_dirs(source)
         forecast = tvl1_forecast(items, job, workers)
         if forecast:
             print(forecast, file=sys.stderr, flush=True)
@@ -164,7 +164,7 @@ def is_frame_store(source: Path) -> bool:
     if not source.is_dir():
         return False
     try:
-        folders = framestore.list_video_dirs(source)
+        folders = completeness.list_video_dirs(source)
     except MarsError:
         return False
     return any(framestore.frame_count(folder) or framestore.is_done(folder) for folder in folders)
@@ -179,9 +179,9 @@ def flow_from_frame_dir(video_dir: Path, job: FlowJob) -> dict[str, int]:
     """
     video_dir = Path(video_dir)
     if framestore.is_done(video_dir):
-        problem = framestore.done_problem(video_dir)
+        problem = completeness.done_problem(video_dir)
     else:
-        problem = framestore.numbering_problem(video_dir)
+        problem = completeness.numbering_problem(video_dir)
     if problem:
         raise MarsError(problem)
     count = framestore.frame_count(video_dir)

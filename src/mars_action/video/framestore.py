@@ -35,7 +35,7 @@ from mars_action.video.decode import VideoError
 DEFAULT_QUALITY = 95  # close to ffmpeg -q:v 2, the released code's setting
 DONE = "done"
 FLOW_PREFIX = "TVL1jpg_"
-_RGB_NAME = re.compile(r"^\d{5,}\.jpg$")
+RGB_NAME = re.compile(r"^\d{5,}\.jpg$")
 REDUCTIONS = (1, 2, 4, 8)  # JPEG decoding scales (libjpeg DCT scaling) offered by OpenCV
 Window = tuple[int, int, int, int]  # (top, left, height, width) in full-size pixels
 
@@ -52,7 +52,7 @@ def flow_names(index: int, prefix: str = FLOW_PREFIX) -> tuple[str, str]:
 
 def frame_count(video_dir: str | Path) -> int:
     """Number of RGB frames (``NNNNN.jpg`` files) in ``video_dir``; 0 if it does not exist."""
-    return _count(video_dir, _RGB_NAME)
+    return _count(video_dir, RGB_NAME)
 
 
 def flow_count(video_dir: str | Path, prefix: str = FLOW_PREFIX) -> int:
@@ -275,7 +275,7 @@ def write_frames(
     with claim(video_dir, marker):
         if video_dir.is_dir() and not is_done(video_dir, marker):
             for path in video_dir.iterdir():
-                if _RGB_NAME.match(path.name):
+                if RGB_NAME.match(path.name):
                     path.unlink()
         named = ((rgb_name(i), frame) for i, frame in enumerate(frames))
         return write_jpegs_atomic(video_dir, named, quality, marker, _frames_record)
@@ -290,11 +290,6 @@ def is_done(video_dir: str | Path, marker: str = DONE) -> bool:
     return (Path(video_dir) / marker).is_file()
 
 
-def mark_done(video_dir: str | Path, marker: str = DONE) -> None:
-    """Write an empty (unverifiable) ``marker``; writers use :func:`write_done` instead."""
-    (Path(video_dir) / marker).touch()
-
-
 def write_done(video_dir: str | Path, record: dict[str, Any], marker: str = DONE) -> None:
     """Write the ``marker`` file holding ``record`` as JSON; call it after every file is in place.
 
@@ -303,113 +298,3 @@ def write_done(video_dir: str | Path, record: dict[str, Any], marker: str = DONE
     marked by mistake (:func:`done_problem`). Frames and flow share this one format.
     """
     write_atomic(Path(video_dir) / marker, (json.dumps(record, sort_keys=True) + "\n").encode())
-
-
-def read_done(video_dir: str | Path, marker: str = DONE) -> dict[str, Any] | None:
-    """The record of ``marker``: None if absent, ``{}`` for an old empty marker.
-
-    Raises:
-        VideoError: the marker holds something that is not a JSON object.
-    """
-    path = Path(video_dir) / marker
-    try:
-        text = path.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as error:
-        raise VideoError(f"{path}: unreadable done marker ({error})") from None
-    if not text:
-        return {}
-    try:
-        record = json.loads(text)
-    except json.JSONDecodeError:
-        record = None
-    if not isinstance(record, dict):
-        raise VideoError(f"{path}: done marker is not a JSON record")
-    return record
-
-
-def done_problem(video_dir: str | Path, marker: str = DONE) -> str:
-    """Why ``video_dir``'s ``marker`` set is not what its record says; "" when it is.
-
-    ``done`` records ``frames`` (RGB files are counted), a flow marker
-    ``<prefix>done`` records ``pairs`` (its ``<prefix>x_`` files are counted). A
-    missing marker, or an old empty one, has nothing to check against: "".
-    """
-    try:
-        record = read_done(video_dir, marker)
-    except VideoError as error:
-        return str(error)
-    if not record:
-        return ""
-    if "frames" in record:
-        found, expected, what = frame_count(video_dir), record["frames"], "frames"
-    elif "pairs" in record:
-        prefix = marker[: -len(DONE)] if marker.endswith(DONE) else FLOW_PREFIX
-        found, expected, what = flow_count(video_dir, prefix), record["pairs"], "flow fields"
-    else:
-        return ""
-    if found != expected:
-        return f"{video_dir}: marked {marker} with {expected} {what}, holds {found}"
-    return ""
-
-
-def verify_store(root: str | Path) -> tuple[int, list[str]]:
-    """Check every marker (``done``, ``<prefix>done``) of a store against its record.
-
-    Returns:
-        (markers checked, one ``"<folder>: <reason>"`` per set that does not hold
-        what its marker says). Old empty markers pass: they record nothing.
-    """
-    checked, problems = 0, []
-    for video_dir in list_video_dirs(root):
-        with os.scandir(video_dir) as entries:
-            markers = sorted(e.name for e in entries if e.name.endswith(DONE) and e.is_file())
-        for marker in markers:
-            checked += 1
-            problem = done_problem(video_dir, marker)
-            if problem:
-                problems.append(problem)
-    return checked, problems
-
-
-def list_video_dirs(root: str | Path) -> list[Path]:
-    """Every video folder of a frame store, sorted; hidden (temporary) ones left out.
-
-    Two layouts: ``<root>/<class>/<video>/`` (``mars frames``), and ``<root>/<video>/``
-    with the frames straight inside, as Something-Something v1 ships them (no class
-    folders), told apart by whether the first folder holds frames itself.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise VideoError(f"{root}: frame store folder not found")
-    top = sorted(_visible_dirs(root))
-    if top and frame_count(top[0]):
-        return top
-    return sorted(video for class_dir in top for video in _visible_dirs(class_dir))
-
-
-def numbering_problem(video_dir: str | Path) -> str:
-    """Why the RGB frames of ``video_dir`` are not ``00001.jpg`` to ``N.jpg``; "" when they are.
-
-    The check for a set without a ``done`` marker (frames a dataset ships, such
-    as Something-Something's): a gap or a count that is not the last number means
-    missing or stray files, which would shift every index after them.
-    """
-    try:
-        with os.scandir(video_dir) as entries:
-            numbers = [int(e.name[:-4]) for e in entries if _RGB_NAME.match(e.name)]
-    except (FileNotFoundError, NotADirectoryError):
-        return f"{video_dir}: frame folder not found"
-    if not numbers:
-        return f"{video_dir}: no frames (NNNNN.jpg)"
-    if min(numbers) != 1 or max(numbers) != len(numbers):
-        return (
-            f"{video_dir}: frames are not numbered 00001 to {len(numbers):05d} "
-            f"({len(numbers)} files, {min(numbers):05d} to {max(numbers):05d})"
-        )
-    return ""
-
-
-def _visible_dirs(folder: Path) -> list[Path]:
-    return [path for path in folder.iterdir() if path.is_dir() and not path.name.startswith(".")]

@@ -127,6 +127,9 @@ class MersConfig:
     variant: str = "sequential"
     classifier_epochs: int = 10  # sequential: the last epochs train only the classifier
     classifier_lr: float | None = None  # sequential step 2; None: optim.lr
+    # random | teacher: the classifier starts as a copy of the Flow teacher's (it reads
+    # the feature the student mimics; frozen while mimicking, then fine-tuned)
+    classifier_init: str = "random"
 
 
 @dataclass

@@ -23,6 +23,7 @@ RECIPES = ("paper", "released")
 SCHEDULERS = ("plateau", "step", "cosine", "constant")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 MERS_VARIANTS = ("sequential", "joint")
+CLASSIFIER_INITS = ("random", "teacher")
 SELECTIONS = ("best", "last")
 
 
@@ -33,6 +34,7 @@ def check(config: ExperimentConfig) -> None:
     _one_of("schedule.scheduler", config.schedule.scheduler, SCHEDULERS)
     _one_of("train.amp", config.train.amp, AMP_MODES)
     _one_of("mers.variant", config.mers.variant, MERS_VARIANTS)
+    _one_of("mers.classifier_init", config.mers.classifier_init, CLASSIFIER_INITS)
     _one_of("train.select", config.train.select, SELECTIONS)
     if any(not 0 < s <= 1 for s in config.data.crop_scales):
         raise MarsError(f"data.crop_scales: fractions of the short side in (0, 1], got "

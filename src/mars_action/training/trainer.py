@@ -128,6 +128,8 @@ def _train(config, run_dir, process, resume, train_set, val_set, class_names) ->
     model = build.prepare(build.build_student(config, len(class_names)), config, process)
     if training is not None:
         load_state_dict_exactly(model, training["weights"], source="last.pt")
+    elif config.stream == "mers" and config.mers.classifier_init == "teacher":
+        build.classifier_from_teacher(model, config.distill.teacher)
     run = Run(
         config=config,
         run_dir=run_dir,

@@ -120,3 +120,32 @@ def test_with_teacher_statistics_the_standardised_adapter_output_is_its_projecti
         assert torch.allclose(standardize(adapter(maps), mean, std), z, atol=1e-5)
     plain = build_adapters(student, teacher, ("layer3",), 8, 32)["layer3"]
     assert isinstance(plain.units, torch.nn.Identity)
+
+
+def test_a_resumed_cross_family_run_goes_on_with_its_trained_adapters(tmp_path):
+    """A NaN at epoch 2 stops the run with last.pt at the end of epoch 1; resuming it must
+    end exactly where a straight run ends (adapters and student), which it cannot if the
+    adapters restart from their initial weights, nor if validation leaves the straight
+    run's adapters in eval mode (their BatchNorm) while the resumed run's train."""
+    from mars_action.training import NonFiniteLoss
+
+    config = tiny_config("mars", "model.arch=mobilenet3d_v2_half", "distill.feature=layer3",
+                         "distill.pool_maps=false", "train.threads=1",
+                         teacher=save_teacher(tmp_path))
+    with pytest.raises(NonFiniteLoss):
+        train(config, tmp_path / "cut", train_set=ClipSet(8, nan_after=8), val_set=ClipSet(3))
+    stopped = read_checkpoint(tmp_path / "cut/checkpoints/last.pt")[2]["training"]
+    assert stopped["epoch"] == 1 and set(stopped["adapters"]) >= {"layer3.proj.weight"}
+    train(config, tmp_path / "cut", resume=True, train_set=ClipSet(8), val_set=ClipSet(3))
+    train(config, tmp_path / "straight", train_set=ClipSet(8), val_set=ClipSet(3))
+    (cut, _, raw_cut), (straight, _, raw_straight) = (
+        read_checkpoint(tmp_path / name / "checkpoints/last.pt") for name in ("cut", "straight"))
+    adapters, want = raw_cut["training"]["adapters"], raw_straight["training"]["adapters"]
+    assert adapters.keys() == want.keys()
+    key = "layer3.proj.weight"
+    assert not torch.equal(adapters[key], stopped["adapters"][key])  # epoch 2 trained them
+    for key in want:
+        torch.testing.assert_close(adapters[key], want[key], msg=key)
+    for key in straight:
+        torch.testing.assert_close(cut[key], straight[key], msg=key)
+    assert not any("proj" in key for key in cut)  # the model's weights: the student alone

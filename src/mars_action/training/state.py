@@ -74,8 +74,14 @@ def save_last(
     scheduler,
     scaler: torch.amp.GradScaler,
     meter: dict[str, Any] | None = None,
+    adapters: nn.Module | None = None,
 ) -> Path:
-    """``last.pt``: everything ``--resume`` needs; ``meter`` holds a mid-epoch's sums so far."""
+    """``last.pt``: everything ``--resume`` needs; ``meter`` holds a mid-epoch's sums so far.
+
+    ``adapters`` (cross-family distillation) are trained state the optimizer's momentum
+    refers to, so a resumed run needs them; they live in the training state, never in
+    the model's weights (``best.pt`` and exports hold the student alone).
+    """
     training = {
         **dataclasses.asdict(state),
         "phase": phase,
@@ -84,6 +90,7 @@ def save_last(
         "scaler": scaler.state_dict(),
         "rng": rng_state(),
         "meter": meter,
+        "adapters": adapters.state_dict() if adapters is not None else None,
     }
     return save_checkpoint(path, model, meta, training=training)
 

@@ -72,6 +72,7 @@ class Run:
     log: MetricsLog | None
     saved: str = "none"  # what last.pt holds, for the divergence message
     bar: Progress | None = None  # epochs i/N with the ETA and the last validation accuracy
+    adapters: torch.nn.ModuleDict | None = None  # cross-family adapters, in last.pt only
 
     @property
     def last(self) -> Path:
@@ -228,6 +229,10 @@ def _run_phases(run: Run, training: dict[str, Any] | None) -> None:
         data = run.config.data
         adapters = build_adapters(run.model, teacher, names, data.clip_len, data.crop_size,
                                   run.process.device, stats)
+    # Flow regression's head: the adapter of the output "flow" (no teacher needed).
+    adapters = build.add_flow_head(adapters, phases, run.model, run.config, run.process.device)
+    _restore_adapters(adapters, training)
+    run.adapters = adapters
     for phase in phases:
         if run.state.epoch >= phase.end_epoch:
             continue
@@ -240,6 +245,16 @@ def _run_phases(run: Run, training: dict[str, Any] | None) -> None:
             restored = training.get("meter") if training else None
             _run_epoch(run, phase, engine, scheduler, frozen, epoch, restored)
             training = None
+
+
+def _restore_adapters(adapters: torch.nn.ModuleDict | None, training: dict | None) -> None:
+    """The adapters' trained weights from ``last.pt`` (a resumed run goes on with them)."""
+    saved = (training or {}).get("adapters")
+    if saved is None:
+        return
+    if adapters is None:
+        raise MarsError("last.pt holds adapters but this run's student and teacher need none")
+    load_state_dict_exactly(adapters, saved, source="last.pt (adapters)")
 
 
 def _restore(engine: Engine, scheduler, training: dict[str, Any]) -> None:
@@ -267,6 +282,8 @@ def _run_epoch(
     )
     update_bn = config.model.frozen_bn == "update" and phase.trainable != "classifier"
     set_train_mode(run.model, frozen, update_bn)
+    if run.adapters is not None:  # validation left them in eval mode (their BatchNorm)
+        run.adapters.train()
     engine.loss.train()
     meter = _meter(restored, run.process)
     lrs = learning_rates(engine.optimizer)
@@ -390,6 +407,7 @@ def _save_last(run: Run, engine: Engine, scheduler, phase: Phase, meter: Meter |
         scheduler=scheduler,
         scaler=engine.scaler,
         meter=sums,
+        adapters=run.adapters,
     )
     where = f"epoch {epoch + 1}, step {step}" if step else f"end of epoch {epoch}"
     run.saved = f"{run.last} ({where})"

@@ -24,6 +24,11 @@ Farneback on the UCF101 subset (see :func:`flow_prefix`). Streams (see ``STREAMS
   that never starts from the RGB stream. Its control is ``rgb_control`` (RGB trained as
   long, 120 epochs); the margin over ``rgb`` (same labels, same 60 labelled epochs) is
   reported too.
+- ``mers_pre`` / ``mers_pre_tfc`` / ``mers_tfc``: MERS (the paper's two steps) on the raw
+  pooled feature plus the layer3 maps, 50 mimic + 10 classifier epochs; from
+  ``pretrain_maps`` or from scratch; ``tfc``: the classifier starts as the teacher's
+  (``mers.classifier_init: teacher``) and logit KD (T 4) reaches the backbone through it
+  while it is frozen.
 
 A stream is tested with its last epoch's weights (``last.pt``: the cosine schedule
 has reached lr 0; a handful of validation videos does not pick the epoch). The
@@ -72,6 +77,11 @@ WORK = HERE / "runs"
 STD_TERMS = {"normalize": "standardize", "feature": "pooled", "pool_maps": True,
              "hints": {"layer3": 1.0}, "alpha": 1.0}
 MAP_TERMS = {"feature": "layer3", "pool_maps": False, "alpha": 20.0}
+# "mers": settings of the config's mers section
+MERS_TERMS = {"feature": "pooled", "pool_maps": True, "hints": {"layer3": 1.0}, "alpha": 20.0,
+              "mers": {"classifier_epochs": 10}}
+MERS_TFC = {**MERS_TERMS, "kd": 1.0, "temperature": 4.0,
+            "mers": {"classifier_epochs": 10, "classifier_init": "teacher"}}
 # name: (stream kind, the stream whose last weights it starts from or None, distill settings)
 STREAMS: dict[str, tuple[str, str | None, dict[str, Any]]] = {
     "flow": ("flow", None, {}),
@@ -86,12 +96,20 @@ STREAMS: dict[str, tuple[str, str | None, dict[str, Any]]] = {
     # motion pretraining without labels, then MARS from it (never from the RGB stream)
     "pretrain_maps": ("pretrain", None, MAP_TERMS),
     "mars_pre": ("mars", "pretrain_maps", MAP_TERMS),
+    # MERS (issue 12, fixed before their results; chosen on validation): the paper's raw
+    # pooled MSE plus the layer3 maps, 50 mimic + 10 classifier epochs; from motion
+    # pretraining, and with the classifier started as the teacher's (KD reaches the backbone
+    # through it while it is frozen)
+    "mers_pre": ("mers", "pretrain_maps", MERS_TERMS),
+    "mers_pre_tfc": ("mers", "pretrain_maps", MERS_TFC),
+    "mers_tfc": ("mers", None, MERS_TFC),
 }
 # The controls each student is measured against, the first the main one (same labels,
 # same training length); margins and sign tests are given against each.
 CONTROL = {"mars_std": ("rgb",), "mers_std": ("rgb",), "mars_paper": ("rgb_control",),
            "mars_maps": ("rgb",), "mars_std_nokd": ("rgb",),
-           "mars_pre": ("rgb_control", "rgb")}
+           "mars_pre": ("rgb_control", "rgb"), "mers_pre": ("rgb_control", "rgb"),
+           "mers_pre_tfc": ("rgb_control", "rgb"), "mers_tfc": ("rgb",)}
 
 
 def split_lists(folder: Path, split: int) -> Path:
@@ -151,7 +169,9 @@ def stream_experiment(name: str, settings: DemoSettings, layout: Layout):
     if kind in ("mars", "mers", "pretrain"):
         teacher = str(layout.run("flow") / "checkpoints" / "last.pt")
         base = {"teacher": teacher, "feature": "pooled", "pool_maps": True, "hint": None}
-        config.distill = dataclasses.replace(config.distill, **{**base, **terms})
+        distill = {k: v for k, v in terms.items() if k != "mers"}
+        config.distill = dataclasses.replace(config.distill, **{**base, **distill})
+        config.mers = dataclasses.replace(config.mers, **terms.get("mers", {}))
     return config
 
 

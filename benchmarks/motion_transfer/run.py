@@ -29,6 +29,9 @@ Farneback on the UCF101 subset (see :func:`flow_prefix`). Streams (see ``STREAMS
   ``pretrain_maps`` or from scratch; ``tfc``: the classifier starts as the teacher's
   (``mers.classifier_init: teacher``) and logit KD (T 4) reaches the backbone through it
   while it is frozen.
+- ``mars_at`` / ``mars_l2`` / ``mars_kd`` / ``mars_l2maps``: MARS from scratch with one
+  teacher term each: attention transfer on layer3, L2-normalised pooled features, logit
+  KD alone, the layer2 maps.
 
 A stream is tested with its last epoch's weights (``last.pt``: the cosine schedule
 has reached lr 0; a handful of validation videos does not pick the epoch). The
@@ -103,13 +106,23 @@ STREAMS: dict[str, tuple[str, str | None, dict[str, Any]]] = {
     "mers_pre": ("mers", "pretrain_maps", MERS_TERMS),
     "mers_pre_tfc": ("mers", "pretrain_maps", MERS_TFC),
     "mers_tfc": ("mers", None, MERS_TFC),
+    # one teacher term each, MARS from scratch (issue 12 item 7; weights fixed before any
+    # result): attention transfer on layer3 (the authors' beta 1e3), L2-normalised pooled
+    # features (alpha = the 128 dims: the term is 2 (1 - cos)), logit KD alone (T 4), the
+    # layer2 maps (alpha 20, as the layer3 maps of mars_maps)
+    "mars_at": ("mars", None, {"alpha": 0.0, "attention": {"layer3": 1000.0}}),
+    "mars_l2": ("mars", None, {"normalize": "l2", "alpha": 128.0}),
+    "mars_kd": ("mars", None, {"alpha": 0.0, "kd": 1.0, "temperature": 4.0}),
+    "mars_l2maps": ("mars", None, {"feature": "layer2", "pool_maps": False, "alpha": 20.0}),
 }
 # The controls each student is measured against, the first the main one (same labels,
 # same training length); margins and sign tests are given against each.
 CONTROL = {"mars_std": ("rgb",), "mers_std": ("rgb",), "mars_paper": ("rgb_control",),
            "mars_maps": ("rgb",), "mars_std_nokd": ("rgb",),
            "mars_pre": ("rgb_control", "rgb"), "mers_pre": ("rgb_control", "rgb"),
-           "mers_pre_tfc": ("rgb_control", "rgb"), "mers_tfc": ("rgb",)}
+           "mers_pre_tfc": ("rgb_control", "rgb"), "mers_tfc": ("rgb",),
+           "mars_at": ("rgb",), "mars_l2": ("rgb",), "mars_kd": ("rgb",),
+           "mars_l2maps": ("rgb",)}
 
 
 def split_lists(folder: Path, split: int) -> Path:

@@ -19,6 +19,7 @@ from mars_action.training.distill import (
 )
 from mars_action.training.distributed import Process
 from mars_action.training.engine import Engine, amp_dtype, make_scaler
+from mars_action.training.flow_regression import FLOW_OUTPUT, build_flow_head
 from mars_action.training.losses import (
     Objective,
     Phase,
@@ -165,7 +166,7 @@ def build_engine(
     optimizer = build_optimizer(
         model, phase.lr, optim.momentum, optim.dampening, optim.weight_decay, optim.nesterov
     )
-    if adapters is not None and phase.objective.uses_teacher:
+    if adapters is not None and phase.objective.uses_flow:
         optimizer.add_param_group({"params": list(adapters.parameters())})
     scheduler = build_scheduler(optimizer, config.schedule, phase.end_epoch - phase.first_epoch)
     student = Student(model, phase.objective, adapters)
@@ -191,7 +192,23 @@ def needs_teacher(phases: list[Phase]) -> bool:
     return any(p.objective.uses_teacher for p in phases)
 
 
+def add_flow_head(adapters: nn.ModuleDict | None, phases: list[Phase], model: nn.Module,
+                  config: ExperimentConfig, device: torch.device) -> nn.ModuleDict | None:
+    """The adapters, plus the flow head (adapter of the output ``flow``) when a phase
+    regresses the clip's flow: it trains, is saved and resumed with them, never in the
+    model."""
+    layers = {p.objective.distill.flow_layer for p in phases if p.objective.distill.flow_regression}
+    if not layers:
+        return adapters
+    (layer,) = layers  # one config, one flow_layer
+    adapters = adapters if adapters is not None else nn.ModuleDict()
+    adapters[FLOW_OUTPUT] = build_flow_head(model, layer, config.data.clip_len,
+                                            config.data.crop_size, device)
+    return adapters
+
+
 def modalities(objectives: list[Objective]) -> tuple[str, ...]:
-    """The clips the data must provide: each input, plus flow when a teacher reads it."""
-    keys = {o.input for o in objectives} | {"flow" for o in objectives if o.uses_teacher}
+    """The clips the data must provide: each input, plus flow when a teacher or the flow
+    regression reads it."""
+    keys = {o.input for o in objectives} | {"flow" for o in objectives if o.uses_flow}
     return tuple(m for m in ("rgb", "flow") if m in keys)

@@ -118,6 +118,11 @@ class DistillConfig:
     attention: dict = field(default_factory=dict)  # {layerN: weight}: attention transfer
     unlabeled: str | None = None  # a frame store with flow: clips for the teacher terms only
     unlabeled_ratio: float = 1.0  # unlabelled clips per labelled clip in a batch
+    # weight of the teacher-free term: flow_layer maps regress the clip's own pooled flow
+    # (end-point error; training/flow_regression.py). With alpha, kd, attention at 0 no
+    # teacher is needed: `mars pretrain CONFIG distill.alpha=0 distill.flow_regression=1`
+    flow_regression: float = 0.0
+    flow_layer: str = "layer3"  # layer1..layer4
 
 
 @dataclass

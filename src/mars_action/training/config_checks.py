@@ -77,6 +77,8 @@ def _check_terms(distill: DistillConfig) -> None:
             _non_negative(f"distill.{key}.{layer}", weight)
     _non_negative("distill.alpha", distill.alpha)
     _non_negative("distill.kd", distill.kd)
+    _non_negative("distill.flow_regression", distill.flow_regression)
+    _one_of("distill.flow_layer", distill.flow_layer, MAP_LAYERS)
     if not distill.unlabeled_ratio > 0:
         raise MarsError(f"distill.unlabeled_ratio: must be > 0, got {distill.unlabeled_ratio}")
     if not (isinstance(distill.temperature, float) and distill.temperature > 0):
@@ -89,11 +91,16 @@ def _non_negative(key: str, value) -> None:
 
 
 def _check_distillation(config: ExperimentConfig) -> None:
-    if not config.distill.teacher:
-        raise MarsError(f"stream {config.stream}: distill.teacher (a Flow checkpoint) is required")
     distill = config.distill
-    if not (distill.alpha or distill.kd or any(distill.attention.values())):
-        raise MarsError("distill: alpha, kd and attention are all 0; no teacher term is left")
+    teacher_terms = bool(distill.alpha or distill.kd or any(distill.attention.values()))
+    if not (teacher_terms or distill.flow_regression):
+        raise MarsError("distill: alpha, kd, attention and flow_regression are all 0; no "
+                        "teacher term (nor flow regression) is left")
+    if teacher_terms and not distill.teacher:
+        raise MarsError(
+            f"stream {config.stream}: distill.teacher (a Flow checkpoint) is required by "
+            f"distill.alpha/kd/attention (flow regression alone: distill.alpha=0 "
+            f"distill.flow_regression=1)")
     if config.stream != "mers":
         return
     if config.distill.feature not in ("pooled", "layer4") or not config.distill.pool_maps:

@@ -15,6 +15,11 @@ Terms (weights in brackets are the ``distill.*`` keys):
 - ``attention``: per-layer weighted attention transfer (Zagoruyko & Komodakis 2017)
   on spatio-temporal maps.
 
+One term needs no teacher: ``flow_regression`` x the end-point error of the student's
+``flow_layer`` maps, through a learned head, against the clip's own flow
+(:mod:`mars_action.training.flow_regression`; the ``Distiller`` leaves it to
+``StreamLoss``).
+
 Adapters (the hook for cross-architecture students): ``Student`` passes each named
 student output through ``adapters[name]`` (an ``nn.ModuleDict``) before it is
 compared. They train with the student (``build_engine`` adds their parameters to the
@@ -117,6 +122,8 @@ class DistillSpec:
         kd: weight of the logit KL; 0: none.
         temperature: of the KL.
         attention: ``(layer, weight)`` attention-transfer terms.
+        flow_regression: weight of the teacher-free flow regression; 0: none.
+        flow_layer: the student maps that regress the flow.
     """
 
     alpha: float = 0.0
@@ -127,10 +134,17 @@ class DistillSpec:
     kd: float = 0.0
     temperature: float = 4.0
     attention: tuple[tuple[str, float], ...] = ()
+    flow_regression: float = 0.0
+    flow_layer: str = "layer3"
 
     @property
     def uses_teacher(self) -> bool:
         return bool(self.alpha or self.kd or self.attention)
+
+    @property
+    def uses_flow(self) -> bool:
+        """Whether a step reads the clip's flow: for the teacher, or as a target itself."""
+        return self.uses_teacher or bool(self.flow_regression)
 
     @property
     def mse_targets(self) -> tuple[tuple[str, bool, float], ...]:

@@ -21,7 +21,7 @@ from mars_action.progress import Progress
 from mars_action.training.distributed import Process, all_reduce_sum, any_process
 from mars_action.training.losses import StreamLoss
 
-PARTS = ("loss", "ce", "mse", "alpha_mse", "kd", "at")
+PARTS = ("loss", "ce", "mse", "alpha_mse", "kd", "at", "epe")
 
 
 # Far beyond any trained classifier's logits (tens at most); a diverging run passes it
@@ -83,9 +83,10 @@ def to_device(batch: dict, keys: Iterable[str], engine: Engine) -> dict:
 
 
 def input_keys(loss: StreamLoss) -> tuple[str, ...]:
-    """The clips a step reads: the student's input, and flow for the teacher."""
+    """The clips a step reads: the student's input, and flow for the teacher or as the
+    flow regression's target."""
     keys = (loss.objective.input,)
-    return keys + ("flow",) if loss.teacher is not None and "flow" not in keys else keys
+    return keys + ("flow",) if loss.objective.uses_flow and "flow" not in keys else keys
 
 
 def forward_loss(

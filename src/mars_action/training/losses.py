@@ -14,7 +14,9 @@
   without a second BatchNorm statistics update).
 - ``pretrain`` (``mars pretrain``): the teacher terms alone on any videos, labelled or
   not; the backbone trains, the classifier is never used. The result is a starting
-  point for ``model.pretrained`` (motion pretraining without Kinetics weights).
+  point for ``model.pretrained`` (motion pretraining without Kinetics weights). With
+  ``distill.flow_regression`` (and the teacher terms at 0) it needs no teacher: the
+  student's maps regress the clip's own flow (``flow_regression.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mars_action.training.distill import Distiller, DistillSpec, apply_adapters
+from mars_action.training.flow_regression import FLOW_OUTPUT, flow_regression_loss
 
 UNLABELED = -1  # the label of a clip without one (distill.unlabeled): CE skips it
 
@@ -49,6 +52,11 @@ class Objective:
     @property
     def uses_teacher(self) -> bool:
         return self.distill.uses_teacher
+
+    @property
+    def uses_flow(self) -> bool:
+        """Whether a step reads the flow clips (teacher terms or flow regression)."""
+        return self.distill.uses_flow
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,7 @@ def distill_spec(distill) -> DistillSpec:
         alpha=distill.alpha, feature=distill.feature, pool_maps=distill.pool_maps,
         normalize=distill.normalize, hints=_weights(hints), kd=distill.kd,
         temperature=distill.temperature, attention=_weights(distill.attention),
+        flow_regression=distill.flow_regression, flow_layer=distill.flow_layer,
     )
 
 
@@ -113,7 +122,9 @@ class Student(nn.Module):
     DDP only synchronises through ``forward``, so the outputs the teacher terms
     compare must come out of it rather than from a side call. ``adapters`` (an
     ``nn.ModuleDict`` keyed by output name, or None) map outputs before they are
-    compared; they train with the student and are not part of ``model``.
+    compared; they train with the student and are not part of ``model``. With flow
+    regression the ``flow_layer`` maps are the output ``flow``, and its adapter is the
+    flow head (``flow_regression.FlowHead``) that turns them into flow.
     """
 
     def __init__(self, model: nn.Module, objective: Objective,
@@ -128,20 +139,25 @@ class Student(nn.Module):
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
         spec, detach = self.objective.distill, self.objective.detach_classifier
         names = spec.outputs if spec.uses_teacher else ()
+        regress = (spec.flow_layer,) if spec.flow_regression else ()
         logits, outputs = self.model.forward_with_features(
-            clips, tuple(dict.fromkeys((*names, "pooled")))
+            clips, tuple(dict.fromkeys((*names, *regress, "pooled")))
         )
         if detach:
             logits = self.model.get_classifier()(outputs["pooled"].detach())  # (B, K)
             outputs["logits"] = logits
-        if not spec.uses_teacher:
+        if not spec.uses_flow:
             return logits, None
-        return logits, apply_adapters({n: outputs[n] for n in names}, self.adapters)
+        compared = {n: outputs[n] for n in names}
+        if regress:
+            compared[FLOW_OUTPUT] = outputs[spec.flow_layer]
+        return logits, apply_adapters(compared, self.adapters)
 
 
 class StreamLoss(nn.Module):
-    """The loss of an objective, as a dict of named parts: ``loss``, ``ce`` and the
-    teacher's (``mse``, ``alpha_mse``, ``kd``, ``at``; see ``Distiller``).
+    """The loss of an objective, as a dict of named parts: ``loss``, ``ce``, the
+    teacher's (``mse``, ``alpha_mse``, ``kd``, ``at``; see ``Distiller``) and ``epe``
+    (the flow regression's end-point error, unweighted).
 
     ``loss`` is what is backpropagated; the other parts are detached, for logging.
     """
@@ -169,5 +185,10 @@ class StreamLoss(nn.Module):
             parts.update(self.distiller(outputs, batch["flow"]))
             weighted = parts.pop("distill")
             loss = weighted if loss is None else loss + weighted
+        weight = self.objective.distill.flow_regression
+        if weight:
+            epe = flow_regression_loss(outputs[FLOW_OUTPUT], batch["flow"])
+            parts["epe"] = epe.detach()
+            loss = weight * epe if loss is None else loss + weight * epe
         parts["loss"] = loss
         return parts

@@ -59,10 +59,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _register_pretrain(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "pretrain",
-        help="motion pretraining: an RGB network learns a Flow teacher's features, no labels",
+        help="motion pretraining: an RGB network learns a Flow teacher's features, or the "
+        "clip's flow itself; no labels",
         description="Train an RGB network on any videos (labels unused) to reproduce the "
         "features of the frozen Flow teacher distill.teacher, with the distill.* terms "
-        "(e.g. distill.normalize=standardize distill.hints.layer3=1). A frame store with "
+        "(e.g. distill.normalize=standardize distill.hints.layer3=1), or, with no teacher, "
+        "to regress the clip's own flow averaged to the grid of its distill.flow_layer maps "
+        "(distill.alpha=0 distill.flow_regression=1; end-point error). A frame store with "
         "flow as the data (data.format=folder data.annotations=STORE data.frame_root=STORE) "
         "or distill.unlabeled adds unlabelled clips. The run's checkpoints/best.pt (the last "
         "epoch's weights) is what model.pretrained of a later `mars train` accepts. Progress, "

@@ -32,6 +32,10 @@ Farneback on the UCF101 subset (see :func:`flow_prefix`). Streams (see ``STREAMS
 - ``mars_at`` / ``mars_l2`` / ``mars_kd`` / ``mars_l2maps``: MARS from scratch with one
   teacher term each: attention transfer on layer3, L2-normalised pooled features, logit
   KD alone, the layer2 maps.
+- ``pretrain_flow`` / ``mars_preflow``: motion pretraining with no teacher (``mars
+  pretrain`` with ``distill.flow_regression``: the layer3 maps regress the clip's flow
+  pooled to their grid, end-point error) on the training videos, then MARS (layer3
+  maps, alpha 20) from it; controls as ``mars_pre``.
 
 A stream is tested with its last epoch's weights (``last.pt``: the cosine schedule
 has reached lr 0; a handful of validation videos does not pick the epoch). The
@@ -114,6 +118,11 @@ STREAMS: dict[str, tuple[str, str | None, dict[str, Any]]] = {
     "mars_l2": ("mars", None, {"normalize": "l2", "alpha": 128.0}),
     "mars_kd": ("mars", None, {"alpha": 0.0, "kd": 1.0, "temperature": 4.0}),
     "mars_l2maps": ("mars", None, {"feature": "layer2", "pool_maps": False, "alpha": 20.0}),
+    # motion pretraining without a teacher (fixed before any result): layer3 maps regress
+    # the clip's flow pooled to their grid (end-point error, weight 1), then MARS from it
+    "pretrain_flow": ("pretrain", None, {"alpha": 0.0, "flow_regression": 1.0,
+                                         "flow_layer": "layer3"}),
+    "mars_preflow": ("mars", "pretrain_flow", MAP_TERMS),
 }
 # The controls each student is measured against, the first the main one (same labels,
 # same training length); margins and sign tests are given against each.
@@ -122,7 +131,7 @@ CONTROL = {"mars_std": ("rgb",), "mers_std": ("rgb",), "mars_paper": ("rgb_contr
            "mars_pre": ("rgb_control", "rgb"), "mers_pre": ("rgb_control", "rgb"),
            "mers_pre_tfc": ("rgb_control", "rgb"), "mers_tfc": ("rgb",),
            "mars_at": ("rgb",), "mars_l2": ("rgb",), "mars_kd": ("rgb",),
-           "mars_l2maps": ("rgb",)}
+           "mars_l2maps": ("rgb",), "mars_preflow": ("rgb_control", "rgb")}
 
 
 def split_lists(folder: Path, split: int) -> Path:

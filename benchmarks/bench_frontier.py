@@ -9,6 +9,7 @@ with the same recipe, over several seeds. Work files go to ``benchmarks/frontier
     OMP_NUM_THREADS=1 flock /tmp/mars-heavy.lock nice -n 5 \\
         .venv/bin/python benchmarks/bench_frontier.py train --seeds 0 1 2
     ... bench_frontier.py latency      # CPU latency, precisions, agreement, stream fps
+    ... bench_frontier.py train --study synthetic   # the study's set: frontier_synthetic.py
 
 The recipe is the demo's (``DemoSettings.full``: 16-frame clips, 28 px crops, MSE on
 ``layer3`` maps, SGD lr 0.1 cosine) but with the maps standardised with the teacher's
@@ -378,8 +379,14 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=HERE / "runs", help="runs and data")
     parser.add_argument("--checkpoint", type=Path, help="ucf101-precision: a trained MARS .pt")
     parser.add_argument("--ucf101", type=Path, default=Path("/work/shared/data/ucf101-subset"))
+    parser.add_argument("--study", choices=("toy", "synthetic"), default="toy",
+                        help="synthetic: the motion-transfer study's set and teachers")
+    parser.add_argument("--archs", nargs="+", help="--study synthetic: light families")
+    parser.add_argument("--streams", nargs="+", help="--study synthetic: rgb mars_paper ...")
     args = parser.parse_args()
-    if args.stage == "ucf101-precision":
+    if args.study == "synthetic":  # see frontier_synthetic.py
+        __import__("frontier_synthetic").run_stage(args)
+    elif args.stage == "ucf101-precision":
         ucf101_precision(args)
     elif args.stage == "refresh":  # the result from what has finished (an interrupted run)
         refresh_accuracy(args)

@@ -60,3 +60,27 @@ def test_cli_writes_png_and_json(tmp_path, capsys):
     (tmp_path / "bad.json").write_text("{}")
     assert main(["analyze", "frontier", str(tmp_path / "bad.json")]) == 2
     assert "no 'accuracy'" in capsys.readouterr().err
+
+
+def test_per_seed_gains_and_gmacs_without_latency_rows():
+    """The synthetic study's result: GMACs per family without latency rows, and the gain
+    kept as the mean of the per-seed ratios (met only with >= 3 seeds)."""
+    runs = {f"{arch}/{stream}/{seed}": _run(arch, stream, seed, top1)
+            for arch, stream, seed, top1 in (
+                ("big", "rgb", 0, 30.0), ("big", "mars", 0, 60.0),
+                ("big", "rgb", 1, 20.0), ("big", "mars", 1, 60.0),
+                ("light", "rgb", 0, 20.0), ("light", "mars", 0, 47.0),
+                ("light", "rgb", 1, 20.0), ("light", "mars", 1, 40.0),
+                ("light", "rgb_control", 0, 25.0))}
+    kept = {"per_seed": {0: {"kept": 0.9}, 1: {"kept": 0.5}}, "mean_kept": 0.7}
+    figures = {"archs": ["big", "light"], "accuracy": runs, "latency": {},
+               "gmacs": {"big": {"gmacs": 0.06}, "light": {"gmacs": 0.01}},
+               "gain_kept": {"light": {"vs_rgb": kept}}}
+    points = frontier_points(figures)
+    assert [(p["arch"], p["stream"], p["gmacs"]) for p in points][-1] == (
+        "light", "rgb_control", 0.01)
+    (gain,) = targets(figures, "light", "big")
+    assert gain["kept"] == 0.7 and gain["seeds"] == 2 and not gain["met"]
+    assert gain["light_gain"] == 23.5 and gain["reference_gain"] == 35.0  # means over seeds
+    kept.update(per_seed={0: {"kept": 0.9}, 1: {"kept": 0.8}, 2: {"kept": 0.85}}, mean_kept=0.85)
+    assert targets(figures, "light", "big")[0]["met"]

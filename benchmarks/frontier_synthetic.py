@@ -1,0 +1,256 @@
+"""The frontier on the motion-transfer study's synthetic set (``bench_frontier.py
+--study synthetic``): light students trained with the study's teachers and recipes.
+
+The study (``benchmarks/motion_transfer``) trained, per seed, a Flow teacher, RGB and the
+paper's MARS (``mars_paper``: started from the RGB stream, layer3 maps, alpha 20) for
+resnet10_tiny on a set large enough for it to learn (8 classes x 80 videos, TV-L1 flow).
+Here each light family in ``LIGHT`` gets the same streams with the study's settings,
+frames, flow and teacher (``runs/flow/checkpoints/last.pt`` of the study's seed folder):
+
+- ``rgb``: from scratch, the study's ``rgb`` recipe;
+- ``mars_paper``: started from the family's own ``rgb``, layer3 maps through the
+  cross-family adapter, alpha 20 (``mars_paper_std``: the same with the maps
+  standardised by the teacher's statistics, trained only where the raw maps diverge);
+- ``rgb_control``: the family's ``rgb`` trained as long again.
+
+The comparison student is the study's resnet10_tiny (the teacher's architecture). Gain
+kept, per seed = (light MARS - light RGB) / (resnet10_tiny MARS - resnet10_tiny RGB),
+on the same test videos; tested, as in the study, with each run's last epoch. Runs go
+to ``benchmarks/frontier/runs/synthetic/`` (ignored); the figures to
+``benchmarks/results/frontier.json`` (``mars analyze frontier`` reads it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+WORK = HERE / "frontier" / "runs" / "synthetic"  # ignored (runs/)
+REFERENCE = "resnet10_tiny"
+LIGHT = ("x3d_xs", "mobilenet3d_v2_half")
+# X3D-XS on the study's 16 consecutive frames costs 1.26 GMACs at 16x112x112, 13% of
+# ResNeXt-101's 9.57 (over the 1/10 budget); its own input is 4 frames (0.32 GMACs), here
+# every 4th frame, so that its clip spans the same 13-16 frames as the others'.
+CLIP = {"x3d_xs": (4, 4)}  # arch: (clip_len, stride)
+RESNEXT101_GMACS_16x112 = 9.57
+RUNS = ("rgb", "mars_paper", "rgb_control")
+# frontier stream name -> (the study's stream whose recipe it takes, analyze's stream)
+KIND = {"rgb": ("rgb", "rgb"), "mars_paper": ("mars_paper", "mars"),
+        "mars_paper_std": ("mars_paper", "mars"), "rgb_control": ("rgb_control", "rgb_control")}
+
+
+def study():
+    """``benchmarks/motion_transfer/run.py`` as a module: its settings, layout, streams."""
+    spec = importlib.util.spec_from_file_location("motion_transfer_run",
+                                                  HERE / "motion_transfer" / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def layouts(mt, seed: int):
+    """(the study's layout of ``seed``, this benchmark's: same store of frames and flow)."""
+    from mars_action.demo.settings import Layout
+
+    theirs = mt.layout_for("synthetic", 1, seed)
+    return theirs, Layout(WORK / f"split1-seed{seed}", theirs.store)
+
+
+def experiment(mt, arch: str, name: str, seed: int):
+    """The study's config of ``KIND[name]`` with the teacher of the study's seed, for
+    ``arch`` (channels_last: X3D's and MobileNet's channel-wise 3D convs train ~4x faster
+    on the CPU in it), started from the family's own runs."""
+    settings = mt.settings_for("synthetic", 1, seed)
+    theirs, mine = layouts(mt, seed)
+    base = KIND[name][0]
+    config = mt.stream_experiment(base, settings, theirs)  # the study's teacher path
+    start = mt.STREAMS[base][1]
+    pretrained = str(mine.run(f"{arch}_{start}") / "checkpoints" / "last.pt") if start else None
+    clip_len, stride = CLIP.get(arch, (config.data.clip_len, config.data.stride))
+    config.model = dataclasses.replace(config.model, arch=arch, channels_last=True,
+                                       pretrained=pretrained)
+    config.data = dataclasses.replace(config.data, clip_len=clip_len, stride=stride)
+    if name == "mars_paper_std":
+        config.distill = dataclasses.replace(config.distill, normalize="standardize")
+    config.name = f"frontier_{arch}_{name}"
+    config.train.progress = False
+    return config, settings, mine
+
+
+def run_job(arch: str, seed: int, names: list[str]) -> None:
+    """Train (resumable) and test ``names`` of one family and seed; a diverged
+    ``mars_paper`` is recorded and followed by ``mars_paper_std``."""
+    from mars_action.errors import MarsError
+    from mars_action.training import train
+
+    mt = study()
+    queue = list(names)
+    while queue:
+        name = queue.pop(0)
+        config, settings, layout = experiment(mt, arch, name, seed)
+        run_dir = layout.run(f"{arch}_{name}")
+        done = run_dir / "done.json"
+        if not done.is_file():
+            tic = time.perf_counter()
+            train_set, val_set = mt._datasets(config, settings)
+            try:
+                summary = train(config, run_dir, resume=True, train_set=train_set,
+                                val_set=val_set)
+            except MarsError as error:
+                done.write_text(json.dumps({"failed": str(error), "uptime": os.getloadavg()}))
+                print(f"{arch} seed {seed}: {name} FAILED: {error}", flush=True)
+                if name == "mars_paper":
+                    queue.insert(0, "mars_paper_std")
+                continue
+            last = summary.history[-1]
+            done.write_text(json.dumps({
+                "seconds": round(time.perf_counter() - tic, 1),
+                "train_acc": last.get("train_acc"), "val_acc_last": last.get("val_acc"),
+                "val_acc_last10": mt._late_val(run_dir) / 100, "epochs": summary.epochs,
+                "uptime": os.getloadavg()}, indent=1))
+        if "failed" not in json.loads(done.read_text()):
+            test(mt, arch, name, config, settings, layout)
+        print(f"{arch} seed {seed}: {name} done {done.read_text()}", flush=True)
+
+
+def test(mt, arch: str, name: str, config, settings, layout) -> None:
+    """Per test video, whether the last epoch's weights get it right (every clip of the
+    video, the clip's own length and stride), as the study's scores files."""
+    from mars_action.demo.settings import video_source
+    from mars_action.evaluation import evaluate
+    from mars_action.evaluation.loading import DataSettings, GuardedVideos, build_test_set
+    from mars_action.models import load_checkpoint
+
+    out = layout.root / "scores" / f"{arch}_{name}.json"
+    if out.is_file():
+        return
+    model, meta = load_checkpoint(layout.run(f"{arch}_{name}") / "checkpoints" / "last.pt")
+    videos = video_source(settings, layout)
+    data = DataSettings(format=videos.format, root=videos.root, annotations=videos.annotations,
+                        frame_root=str(layout.frames), val_fraction=settings.val_fraction,
+                        seed=settings.split_seed, stride=config.data.stride,
+                        flow_prefix=mt.flow_prefix(settings))
+    scores = evaluate(model, meta, GuardedVideos(build_test_set(data, meta, "test")),
+                      progress=False)
+    hits = (scores.scores.argmax(1) == scores.labels).astype(int)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"normal": dict(zip(scores.video_ids, hits.tolist(), strict=True)),
+                               "chance": 100.0 / len(meta.class_names)}))
+
+
+def _top1(path: Path) -> float | None:
+    if not path.is_file():
+        return None
+    hits = json.loads(path.read_text())["normal"]
+    return 100.0 * sum(hits.values()) / len(hits)
+
+
+def accuracy(mt, seeds: list[int]) -> dict[str, dict[str, Any]]:
+    """Test top-1 of every finished run, keyed ``arch/stream/seedN`` (analyze's input):
+    the study's resnet10_tiny runs and this benchmark's light ones."""
+    rows = {}
+    for seed in seeds:
+        theirs, mine = layouts(mt, seed)
+        found = [(REFERENCE, name, theirs.root / "scores" / f"{name}.json") for name in RUNS]
+        found += [(arch, name, mine.root / "scores" / f"{arch}_{name}.json")
+                  for arch in LIGHT for name in KIND]
+        for arch, name, path in found:
+            top1 = _top1(path)
+            if top1 is None:
+                continue
+            done = (mine.run(f"{arch}_{name}") if arch in LIGHT else theirs.run(name)) / "done.json"
+            trained = json.loads(done.read_text()) if done.is_file() else {}
+            rows[f"{arch}/{name}/seed{seed}"] = {
+                "arch": arch, "stream": KIND[name][1], "run": name, "seed": seed,
+                "top1": top1, "train_acc": trained.get("train_acc"),
+                "val_acc_last": trained.get("val_acc_last"), "train_s": trained.get("seconds")}
+    return rows
+
+
+def gains(rows: dict[str, dict[str, Any]], seeds: list[int]) -> dict[str, Any]:
+    """Per light family: gain kept per seed and its mean, against RGB (the issue's ratio)
+    and against the RGB control (RGB trained as long as RGB + MARS)."""
+    def top1(arch: str, stream: str, seed: int) -> float | None:
+        hits = [r["top1"] for r in rows.values()
+                if (r["arch"], r["stream"], r["seed"]) == (arch, stream, seed)]
+        return hits[0] if hits else None
+
+    out = {}
+    for arch in LIGHT:
+        for control in ("rgb", "rgb_control"):
+            per_seed = {}
+            for seed in seeds:
+                values = [top1(a, s, seed) for a in (arch, REFERENCE) for s in ("mars", control)]
+                if None in values:
+                    continue
+                light_gain, reference_gain = values[0] - values[1], values[2] - values[3]
+                per_seed[seed] = {"light_gain": light_gain, "reference_gain": reference_gain,
+                                  "kept": light_gain / reference_gain}
+            kept = [v["kept"] for v in per_seed.values()]
+            out.setdefault(arch, {})[f"vs_{control}"] = {
+                "per_seed": per_seed, "mean_kept": statistics.fmean(kept) if kept else None,
+                "met": bool(kept) and len(kept) >= 3 and statistics.fmean(kept) >= 0.8}
+    return out
+
+
+def costs() -> dict[str, dict[str, Any]]:
+    """GMACs of each family at its trained clip (28 px) and at 112 px, against
+    ResNeXt-101's 9.57 at 16x112x112."""
+    from mars_action.models import build_model, count_macs
+
+    out = {}
+    for arch in (REFERENCE, *LIGHT):
+        frames = CLIP.get(arch, (16, 1))[0]
+        model = build_model(arch, num_classes=8).to("meta")
+        trained, paper = (count_macs(model, (3, frames, side, side)) / 1e9 for side in (28, 112))
+        out[arch] = {"clip": [frames, 28, 28], "gmacs": trained, "gmacs_112": paper,
+                     "fraction_of_resnext101_112": paper / RESNEXT101_GMACS_16x112}
+    return out
+
+
+def gather(seeds: list[int]) -> dict[str, Any]:
+    """The frontier's figures: accuracies, gains kept, GMACs (no latency rows: those of
+    ``bench_frontier.py latency`` belong to the toy-size checkpoints)."""
+    mt = study()
+    rows = accuracy(mt, seeds)
+    return {"study": "synthetic", "seeds": seeds, "archs": [REFERENCE, *LIGHT],
+            "teacher": "the study's Flow resnet10_tiny of each seed", "accuracy": rows,
+            "gain_kept": gains(rows, seeds), "gmacs": costs(), "latency": {}, "stream": None,
+            "load_average": os.getloadavg()}
+
+
+def summary(figures: dict[str, Any]) -> str:
+    """One line: mean top-1 per family and stream, and each light family's gain kept."""
+    rows, parts = figures["accuracy"], []
+    for arch in figures["archs"]:
+        for stream in ("rgb", "mars", "rgb_control"):
+            values = [r["top1"] for r in rows.values()
+                      if (r["arch"], r["stream"]) == (arch, stream)]
+            if values:
+                parts.append(f"{arch} {stream} {statistics.fmean(values):.1f} ({len(values)})")
+    for arch, kept in figures["gain_kept"].items():
+        mean = kept["vs_rgb"]["mean_kept"]
+        if mean is not None:
+            parts.append(f"{arch} keeps {mean:.2f} of the gain ({len(kept['vs_rgb']['per_seed'])})")
+    return "synthetic frontier: " + "; ".join(parts)
+
+
+def run_stage(args) -> None:
+    """``bench_frontier.py train|refresh --study synthetic [--seeds] [--archs] [--streams]``:
+    train what is missing (every family of a seed before the next seed), then write the
+    result from every finished run."""
+    from harness import write_result
+
+    if args.stage in ("train", "all"):
+        for seed in args.seeds:
+            for arch in args.archs or LIGHT:
+                run_job(arch, seed, args.streams or list(RUNS))
+    figures = gather(args.seeds)
+    write_result("frontier", figures, summary=summary(figures))

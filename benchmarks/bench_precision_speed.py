@@ -1,0 +1,198 @@
+"""Which CPU inference path of a trained MARS network reaches 2.5x eager float32 at >= 99%
+top-1 agreement (issue 16's speed target), timed interleaved on a shared machine.
+
+Candidates (each built from the same checkpoint; failures are recorded, not fatal):
+
+- ``fp32_eager``: the baseline, the loaded model as it is;
+- ``fp32``: BatchNorm folded, oneDNN convs, channels_last_3d (``precision.convert``);
+- ``bf16``: the same in bfloat16 (``precision.convert``; channels_last_3d);
+- ``bf16_jit``: that, traced and frozen by TorchScript (constants folded, no Python);
+- ``bf16_mkldnn``: ``torch.utils.mkldnn.to_mkldnn(..., bfloat16)``: weights reordered
+  once into oneDNN's blocked layout, activations kept in it between layers;
+- ``bf16_compile``: ``torch.compile`` (inductor, C++ codegen, weights frozen);
+- ``int8``: ``precision.convert`` (torch.ao FX static, per-channel weights, x86).
+
+Each round times every candidate at batch 1 and 8 in turn (median of the rounds), so
+that a change of load on the shared CPU hits all alike; the load average is recorded.
+
+    OMP_NUM_THREADS=1 nice -n 5 .venv/bin/python benchmarks/bench_precision_speed.py \\
+        --checkpoint CKPT    # the study's runs/synthetic/split1-seed0/runs/mars_paper/...last.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import statistics
+import time
+import warnings
+from pathlib import Path
+
+from harness import write_result
+
+CANDIDATES = ("fp32_eager", "fp32", "bf16", "bf16_jit", "bf16_mkldnn", "bf16_compile", "int8")
+
+
+def build(name: str, model, calibration, example):
+    """(network, input adapter) of candidate ``name``; the adapter makes a float32
+    (B, C, T, H, W) batch into what the network takes."""
+    import torch
+
+    from mars_action.inference.precision import convert
+    from mars_action.models.optimize import to_model_layout
+
+    def layout(network):
+        return lambda clips: to_model_layout(network, clips)
+
+    if name == "fp32_eager":
+        return model.eval(), lambda clips: clips
+    if name in ("fp32", "bf16"):
+        network = convert(model, name)
+        return network, layout(network)
+    if name == "int8":
+        network = convert(model, "int8", torch.split(calibration, 8))
+        return network, lambda clips: clips
+    bf16 = convert(model, "bf16")
+    if name == "bf16_jit":
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            traced = torch.jit.freeze(torch.jit.trace(bf16.eval(), to_model_layout(bf16, example)))
+        return traced, layout(bf16)
+    if name == "bf16_mkldnn":
+        from torch.utils import mkldnn
+
+        from mars_action.models.optimize import fold_batchnorm
+
+        network = mkldnn.to_mkldnn(fold_batchnorm(copy.deepcopy(model).eval()), torch.bfloat16)
+
+        def run(clips):
+            return network(clips.to_mkldnn(torch.bfloat16)).to_dense(torch.float32)
+
+        return run, lambda clips: clips
+    if name == "bf16_compile":
+        import torch._inductor.config as inductor
+
+        inductor.freezing = True
+        compiled = torch.compile(bf16, backend="inductor")
+        return compiled, layout(bf16)
+    raise ValueError(name)
+
+
+def measure(model, test, calibration, names, rounds: int, repeat: int) -> dict:
+    """Agreement with eager float32 on ``test`` and ms per clip (batch 1 and 8) of each
+    candidate, the timings interleaved over ``rounds``."""
+    import torch
+
+    built, row = {}, {}
+    with torch.inference_mode():
+        reference = torch.cat([model.eval()(b) for b in torch.split(test, 8)]).argmax(1)
+        for name in names:
+            tic = time.perf_counter()
+            try:
+                network, adapt = build(name, model, calibration, test[:8])
+                got = torch.cat([network(adapt(b)) for b in torch.split(test, 8)]).argmax(1)
+                network(adapt(test[:1]))  # batch 1 warm (a compiled net compiles it here)
+            except Exception as error:  # noqa: BLE001 - a candidate that fails is a result
+                row[name] = {"failed": f"{type(error).__name__}: {str(error)[:300]}"}
+                print(name, row[name], flush=True)
+                continue
+            built[name] = (network, adapt)
+            row[name] = {"agreement": float((got == reference).float().mean()),
+                         "build_s": round(time.perf_counter() - tic, 1), "ms_b1": [], "ms_b8": []}
+            print(name, row[name], flush=True)
+        inputs = {name: {b: adapt(test[:b]) for b in (1, 8)} for name, (_, adapt) in built.items()}
+        for _ in range(rounds):
+            for name, (network, _) in built.items():
+                for batch in (1, 8):
+                    clips = inputs[name][batch]
+                    network(clips)  # warm after the other candidates ran
+                    tic = time.perf_counter()
+                    for _ in range(repeat):
+                        network(clips)
+                    row[name][f"ms_b{batch}"].append(
+                        (time.perf_counter() - tic) * 1000 / repeat / batch)
+    for name in built:
+        for batch in (1, 8):
+            row[name][f"ms_per_clip_b{batch}"] = statistics.median(row[name][f"ms_b{batch}"])
+    eager = row.get("fp32_eager", {})
+    for name in built:
+        for batch in (1, 8):
+            key = f"ms_per_clip_b{batch}"
+            if key in eager:
+                row[name][f"speedup_b{batch}"] = eager[key] / row[name][key]
+    return row
+
+
+def test_clips(checkpoint: Path, limit: int):
+    """The checkpoint's test clips of the study's synthetic set (every clip of the test
+    videos, in order, up to ``limit``) and 32 training clips for int8 calibration."""
+    import frontier_synthetic as fs
+    import torch
+    from bench_frontier import _clips
+
+    from mars_action.demo.settings import video_source
+    from mars_action.evaluation.loading import DataSettings, build_test_set
+    from mars_action.models import load_checkpoint
+
+    model, meta = load_checkpoint(checkpoint)
+    mt = fs.study()
+    settings = mt.settings_for("synthetic", 1, 0)
+    layout = mt.layout_for("synthetic", 1, 0)
+    videos = video_source(settings, layout)
+    data = DataSettings(format=videos.format, root=videos.root, annotations=videos.annotations,
+                        frame_root=str(layout.frames), val_fraction=settings.val_fraction,
+                        seed=settings.split_seed)
+    test = _clips(build_test_set(data, meta, "test"), "rgb", limit)
+    config = mt.stream_experiment("rgb", settings, layout)
+    train_set, _ = mt._datasets(config, settings)
+    torch.manual_seed(0)
+    return model, meta, test, _clips(train_set, "rgb", 32)
+
+
+def main() -> None:
+    import torch
+    import torch.nn.functional as F
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", type=Path, required=True)
+    parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=CANDIDATES)
+    parser.add_argument("--sides", type=int, nargs="+", default=[0, 112],
+                        help="clip sides (0: the trained size)")
+    parser.add_argument("--clips", type=int, default=192, help="test clips for the agreement")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    model, meta, test, calibration = test_clips(args.checkpoint, args.clips)
+    figures = {"checkpoint": str(args.checkpoint), "arch": meta.arch, "stream": meta.stream,
+               "threads": 1, "rounds": args.rounds, "repeat": args.repeat, "sizes": {}}
+    for side in args.sides:
+        clips, calib = test, calibration
+        if side:
+            clips, calib = (F.interpolate(c, size=(c.shape[2], side, side), mode="trilinear")
+                            for c in (test, calibration))
+        load = os.getloadavg()
+        row = measure(model, clips, calib, args.candidates, args.rounds, args.repeat)
+        label = f"{clips.shape[2]}x{clips.shape[3]}x{clips.shape[4]}"
+        figures["sizes"][label] = {"test_clips": len(clips), "load_before": load,
+                                   "load_after": os.getloadavg(), **row}
+        for name, entry in row.items():
+            if "speedup_b1" in entry:
+                print(f"{label} {name}: x{entry['speedup_b1']:.2f} / x{entry['speedup_b8']:.2f} "
+                      f"(b1/b8), {entry['ms_per_clip_b1']:.2f} / {entry['ms_per_clip_b8']:.2f} "
+                      f"ms, agreement {entry['agreement']:.1%}", flush=True)
+    best = []
+    for label, row in figures["sizes"].items():
+        ok = [(min(e["speedup_b1"], e["speedup_b8"]), n) for n, e in row.items()
+              if isinstance(e, dict) and e.get("agreement", 0) >= 0.99 and "speedup_b1" in e
+              and n != "fp32_eager"]
+        if ok:
+            best.append(f"{label}: {max(ok)[1]} x{max(ok)[0]:.2f}")
+    write_result("precision_speed", figures,
+                 summary=f"{meta.arch} {meta.stream}, best min(b1, b8) speed-up at >= 99% "
+                         f"agreement: {'; '.join(best)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -18,6 +18,8 @@ from mars_action.flow.extract import FlowJob, extract_flow
 from mars_action.models import build_model, load_checkpoint, read_checkpoint
 from mars_action.training import plan_phases
 from mars_action.training.build import modalities
+from mars_action.training.distributed import Process
+from mars_action.training.engine import Meter
 from mars_action.training.flow_regression import (
     EPS,
     FLOW_OUTPUT,
@@ -160,3 +162,13 @@ def test_mars_pretrain_regresses_flow_resumes_and_starts_mars_train(store, tmp_p
                  "model.ft_begin_index=5", "--run-dir", str(out)]) == 0
     started, _ = load_checkpoint(out / "checkpoints" / "last.pt")
     torch.testing.assert_close(started.layer3[0].conv1.weight, pretrained.layer3[0].conv1.weight)
+
+
+def test_a_mid_epoch_meter_written_before_the_epe_part_resumes():
+    meter = Meter(torch.device("cpu"))
+    # the six parts of before (loss, ce, mse, alpha_mse, kd, at), 3 correct of 4 clips
+    meter.restore(torch.tensor([8.0, 4.0, 2.0, 2.0, 0.0, 0.0, 3.0, 4.0], dtype=torch.float64),
+                  ["loss", "ce"])
+    result = meter.result(Process(0, 1, torch.device("cpu")))
+    assert (result["loss"], result["ce"], result["acc"], result["clips"]) == (2.0, 1.0, 0.75, 4)
+    assert "epe" not in result

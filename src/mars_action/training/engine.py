@@ -116,6 +116,14 @@ class Meter:
         correct = ((logits.detach().argmax(1) == labels) & labelled).sum().double()
         self.sums += torch.stack([*values, correct, zero + count])
 
+    def restore(self, sums: torch.Tensor, present) -> None:
+        """Continue a mid-epoch resume point's sums; one written when :data:`PARTS` was
+        shorter (parts are only ever appended) keeps its parts, correct clips and count."""
+        parts = len(sums) - 2
+        self.sums[:parts] = sums[:parts]
+        self.sums[-2:] = sums[-2:]
+        self.present.update(present)
+
     def result(self, process: Process) -> dict[str, float]:
         sums = all_reduce_sum(self.sums.clone(), process).tolist()
         count = max(sums[-1], 1.0)

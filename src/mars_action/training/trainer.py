@@ -363,8 +363,7 @@ def _show_epoch(bar: Progress | None, record: dict[str, Any]) -> None:
 def _meter(restored: dict | None, process) -> Meter:
     meter = Meter(process.device)
     if restored:
-        meter.sums.copy_(restored["sums"])
-        meter.present.update(restored["present"])
+        meter.restore(restored["sums"], restored["present"])
     return meter
 
 

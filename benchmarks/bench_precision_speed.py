@@ -10,7 +10,10 @@ Candidates (each built from the same checkpoint; failures are recorded, not fata
 - ``bf16_mkldnn``: ``torch.utils.mkldnn.to_mkldnn(..., bfloat16)``: weights reordered
   once into oneDNN's blocked layout, activations kept in it between layers;
 - ``bf16_compile``: ``torch.compile`` (inductor, C++ codegen, weights frozen);
-- ``int8``: ``precision.convert`` (torch.ao FX static, per-channel weights, x86).
+- ``int8``: ``precision.convert`` (torch.ao FX static, per-channel weights, x86; the
+  first conv and the classifier in float32); ``int8_stem``: the first conv in int8 too
+  (resnet10_tiny's 7x7x7 stem is 85% of its MACs at 16x112x112);
+- ``fp32_jit``: ``fp32`` traced and frozen by TorchScript.
 
 Each round times every candidate at batch 1 and 8 in turn (median of the rounds), so
 that a change of load on the shared CPU hits all alike; the load average is recorded.
@@ -31,7 +34,8 @@ from pathlib import Path
 
 from harness import write_result
 
-CANDIDATES = ("fp32_eager", "fp32", "bf16", "bf16_jit", "bf16_mkldnn", "bf16_compile", "int8")
+CANDIDATES = ("fp32_eager", "fp32", "bf16", "bf16_jit", "bf16_mkldnn", "bf16_compile", "int8",
+              "int8_stem", "fp32_jit")
 
 
 def build(name: str, model, calibration, example):
@@ -53,6 +57,22 @@ def build(name: str, model, calibration, example):
     if name == "int8":
         network = convert(model, "int8", torch.split(calibration, 8))
         return network, lambda clips: clips
+    if name == "int8_stem":  # precision's choice of float layers, less the first conv
+        from mars_action.inference import precision
+
+        kept = precision._kept_in_float
+        precision._kept_in_float = lambda net: [n for n in kept(net) if n == "fc"]
+        try:
+            network = convert(model, "int8", torch.split(calibration, 8))
+        finally:
+            precision._kept_in_float = kept
+        return network, lambda clips: clips
+    if name == "fp32_jit":
+        fp32 = convert(model, "fp32")
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            traced = torch.jit.freeze(torch.jit.trace(fp32.eval(), to_model_layout(fp32, example)))
+        return traced, layout(fp32)
     bf16 = convert(model, "bf16")
     if name == "bf16_jit":
         with torch.inference_mode(), warnings.catch_warnings():
@@ -124,7 +144,7 @@ def measure(model, test, calibration, names, rounds: int, repeat: int) -> dict:
     return row
 
 
-def test_clips(checkpoint: Path, limit: int):
+def test_clips(checkpoint: Path, limit: int, stride: int = 1):
     """The checkpoint's test clips of the study's synthetic set (every clip of the test
     videos, in order, up to ``limit``) and 32 training clips for int8 calibration."""
     import frontier_synthetic as fs
@@ -142,7 +162,7 @@ def test_clips(checkpoint: Path, limit: int):
     videos = video_source(settings, layout)
     data = DataSettings(format=videos.format, root=videos.root, annotations=videos.annotations,
                         frame_root=str(layout.frames), val_fraction=settings.val_fraction,
-                        seed=settings.split_seed)
+                        seed=settings.split_seed, stride=stride)
     test = _clips(build_test_set(data, meta, "test"), "rgb", limit)
     config = mt.stream_experiment("rgb", settings, layout)
     train_set, _ = mt._datasets(config, settings)
@@ -160,11 +180,13 @@ def main() -> None:
     parser.add_argument("--sides", type=int, nargs="+", default=[0, 112],
                         help="clip sides (0: the trained size)")
     parser.add_argument("--clips", type=int, default=192, help="test clips for the agreement")
+    parser.add_argument("--stride", type=int, default=1, help="the model's temporal stride")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--name", default="precision_speed", help="results/<name>.json")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    model, meta, test, calibration = test_clips(args.checkpoint, args.clips)
+    model, meta, test, calibration = test_clips(args.checkpoint, args.clips, args.stride)
     figures = {"checkpoint": str(args.checkpoint), "arch": meta.arch, "stream": meta.stream,
                "threads": 1, "rounds": args.rounds, "repeat": args.repeat, "sizes": {}}
     for side in args.sides:
@@ -189,7 +211,7 @@ def main() -> None:
               and n != "fp32_eager"]
         if ok:
             best.append(f"{label}: {max(ok)[1]} x{max(ok)[0]:.2f}")
-    write_result("precision_speed", figures,
+    write_result(args.name, figures,
                  summary=f"{meta.arch} {meta.stream}, best min(b1, b8) speed-up at >= 99% "
                          f"agreement: {'; '.join(best)}")
 

@@ -32,6 +32,9 @@ Farneback on the UCF101 subset (see :func:`flow_prefix`). Streams (see ``STREAMS
 - ``mars_at`` / ``mars_l2`` / ``mars_kd`` / ``mars_l2maps``: MARS from scratch with one
   teacher term each: attention transfer on layer3, L2-normalised pooled features, logit
   KD alone, the layer2 maps.
+- ``mers_pre_unl`` (synthetic): ``mers_pre`` with unlabelled clips in every batch
+  (``distill.unlabeled``): a second synthetic set, generator seed 1000, 30 videos a
+  class (:func:`unlabeled_store`); never a test video.
 - ``pretrain_flow`` / ``mars_preflow``: motion pretraining with no teacher (``mars
   pretrain`` with ``distill.flow_regression``: the layer3 maps regress the clip's flow
   pooled to their grid, end-point error) on the training videos, then MARS (layer3
@@ -123,6 +126,11 @@ STREAMS: dict[str, tuple[str, str | None, dict[str, Any]]] = {
     "pretrain_flow": ("pretrain", None, {"alpha": 0.0, "flow_regression": 1.0,
                                          "flow_layer": "layer3"}),
     "mars_preflow": ("mars", "pretrain_flow", MAP_TERMS),
+    # synthetic only (fixed before any result): mers_pre whose mimic phase also sees the
+    # clips of a second synthetic set (unlabeled_store), one unlabelled clip per labelled
+    "mers_pre_unl": ("mers", "pretrain_maps",
+                     {**MERS_TERMS, "unlabeled": str(WORK / "synthetic" / "unlabeled" / "frames"),
+                      "unlabeled_ratio": 1.0}),
 }
 # The controls each student is measured against, the first the main one (same labels,
 # same training length); margins and sign tests are given against each.
@@ -131,7 +139,26 @@ CONTROL = {"mars_std": ("rgb",), "mers_std": ("rgb",), "mars_paper": ("rgb_contr
            "mars_pre": ("rgb_control", "rgb"), "mers_pre": ("rgb_control", "rgb"),
            "mers_pre_tfc": ("rgb_control", "rgb"), "mers_tfc": ("rgb",),
            "mars_at": ("rgb",), "mars_l2": ("rgb",), "mars_kd": ("rgb",),
-           "mars_l2maps": ("rgb",), "mars_preflow": ("rgb_control", "rgb")}
+           "mars_l2maps": ("rgb",), "mars_preflow": ("rgb_control", "rgb"),
+           "mers_pre_unl": ("rgb_control", "rgb")}
+UNLABELED_SEED = 1000  # the generator seed of the unlabelled synthetic set
+
+
+def unlabeled_store() -> Path:
+    """Frames and TV-L1 flow of a second synthetic set, the ``distill.unlabeled`` source of
+    ``mers_pre_unl`` (resumable). Same spec as the labelled set but generator seed
+    1000 and 30 videos a class: other videos, and their ids (index 0-29) are below the
+    labelled set's first test index (56), so the test-video guard passes honestly."""
+    from mars_action.demo.pipeline import _flow, _frames, _videos
+
+    settings = DemoSettings.full()
+    spec = dataclasses.replace(settings.source, seed=UNLABELED_SEED, videos_per_class=30)
+    settings = dataclasses.replace(settings, source=spec)
+    layout = Layout(WORK / "synthetic" / "unlabeled")
+    _videos(layout, settings)
+    _frames(layout, settings, workers=1)
+    _flow(layout, workers=1)
+    return layout.frames
 
 
 def split_lists(folder: Path, split: int) -> Path:
@@ -202,6 +229,8 @@ def run_job(dataset: str, split: int, seed: int, names: list[str]) -> None:
     settings, layout = settings_for(dataset, split, seed), layout_for(dataset, split, seed)
     layout.root.mkdir(parents=True, exist_ok=True)
     for name in names:
+        if "unlabeled" in STREAMS[name][2]:
+            unlabeled_store()
         config = stream_experiment(name, settings, layout)
         config.train.progress = False
         done = layout.run(name) / "done.json"

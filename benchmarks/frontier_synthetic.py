@@ -215,15 +215,28 @@ def costs() -> dict[str, dict[str, Any]]:
     return out
 
 
+def latency() -> dict[str, dict[str, Any]]:
+    """Per family, the rows ``bench_precision_speed.py --name precision_speed_<arch>``
+    measured on its seed-0 MARS student (trained clip size; ``at_112``: enlarged)."""
+    rows = {}
+    for arch in (REFERENCE, *LIGHT):
+        path = HERE / "results" / f"precision_speed_{arch}.json"
+        if not path.is_file():
+            continue
+        sizes = [{k: v for k, v in size.items() if isinstance(v, dict) and "speedup_b1" in v}
+                 for size in json.loads(path.read_text())["figures"]["sizes"].values()]
+        rows[arch] = {**sizes[0], "at_112": sizes[-1]} if len(sizes) > 1 else sizes[0]
+    return rows
+
+
 def gather(seeds: list[int]) -> dict[str, Any]:
-    """The frontier's figures: accuracies, gains kept, GMACs (no latency rows: those of
-    ``bench_frontier.py latency`` belong to the toy-size checkpoints)."""
+    """The frontier's figures: accuracies, gains kept, GMACs, latency rows."""
     mt = study()
     rows = accuracy(mt, seeds)
     return {"study": "synthetic", "seeds": seeds, "archs": [REFERENCE, *LIGHT],
             "teacher": "the study's Flow resnet10_tiny of each seed", "accuracy": rows,
-            "gain_kept": gains(rows, seeds), "gmacs": costs(), "latency": {}, "stream": None,
-            "load_average": os.getloadavg()}
+            "gain_kept": gains(rows, seeds), "gmacs": costs(), "latency": latency(),
+            "stream": None, "load_average": os.getloadavg()}
 
 
 def summary(figures: dict[str, Any]) -> str:

@@ -89,7 +89,8 @@ def _speed_target(name: str, row: dict[str, Any]) -> list[dict[str, Any]]:
     def speedup(precision: str) -> float:
         return min(row[precision]["speedup_b1"], row[precision]["speedup_b8"])
 
-    candidates = [p for p in ("fp32", "bf16", "int8") if p in row]
+    candidates = [p for p, entry in row.items()  # fp32, bf16, int8 and any other path timed
+                  if p != "fp32_eager" and isinstance(entry, dict) and "speedup_b1" in entry]
     if not candidates:
         return []
     agreeing = [p for p in candidates if row[p]["agreement"] >= 0.99]

@@ -126,6 +126,11 @@ STREAMS: dict[str, tuple[str, str | None, dict[str, Any]]] = {
     "pretrain_flow": ("pretrain", None, {"alpha": 0.0, "flow_regression": 1.0,
                                          "flow_layer": "layer3"}),
     "mars_preflow": ("mars", "pretrain_flow", MAP_TERMS),
+    # the same from layer2 (fixed before its result): on UCF101 layer3's 2x3x3 grid left
+    # little flow to predict (validation EPE near a constant's); layer2's is 4x5x5
+    "pretrain_flow2": ("pretrain", None, {"alpha": 0.0, "flow_regression": 1.0,
+                                          "flow_layer": "layer2"}),
+    "mars_preflow2": ("mars", "pretrain_flow2", MAP_TERMS),
     # synthetic only (fixed before any result): mers_pre whose mimic phase also sees the
     # clips of a second synthetic set (unlabeled_store), one unlabelled clip per labelled
     "mers_pre_unl": ("mers", "pretrain_maps",
@@ -140,6 +145,7 @@ CONTROL = {"mars_std": ("rgb",), "mers_std": ("rgb",), "mars_paper": ("rgb_contr
            "mers_pre_tfc": ("rgb_control", "rgb"), "mers_tfc": ("rgb",),
            "mars_at": ("rgb",), "mars_l2": ("rgb",), "mars_kd": ("rgb",),
            "mars_l2maps": ("rgb",), "mars_preflow": ("rgb_control", "rgb"),
+           "mars_preflow2": ("rgb_control", "rgb"),
            "mers_pre_unl": ("rgb_control", "rgb")}
 UNLABELED_SEED = 1000  # the generator seed of the unlabelled synthetic set
 

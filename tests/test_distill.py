@@ -226,7 +226,7 @@ def test_the_small_data_configs_load_with_their_terms():
 
     folder = Path(__file__).resolve().parents[1] / "configs" / "small"
     configs = {p.stem: load_experiment(p) for p in sorted(folder.glob("*.yaml"))}
-    assert set(configs) == {"flow", "rgb", "mars", "mers"}
+    assert set(configs) == {"flow", "rgb", "pretrain", "mars", "mers"}
     spec = plan_phases(configs["mars"])[0].objective.distill
     assert spec.mse_targets == (("layer3", False, 1.0),) and spec.alpha == 20.0
     mers = plan_phases(configs["mers"])[0].objective.distill

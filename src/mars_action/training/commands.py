@@ -84,7 +84,7 @@ def _pretrain(args: argparse.Namespace) -> int:
     from mars_action.training.trainer import train
 
     config = load_experiment(args.config, [*args.overrides, "stream=pretrain"])
-    run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / f"{config.name}_pretrain"
+    run_dir = Path(args.run_dir) if args.run_dir else pretrain_run_dir(config.name)
     summary = train(config, run_dir, resume=args.resume)
     last = summary.history[-1] if summary.history else {}
     loss = f"val loss {last['val_loss']:.4f}" if last.get("val_loss") is not None else (
@@ -92,6 +92,13 @@ def _pretrain(args: argparse.Namespace) -> int:
     print(f"mars pretrain: {summary.epochs} epochs, {loss}; start a stream from it with "
           f"model.pretrained={summary.best_checkpoint}")
     return 0
+
+
+def pretrain_run_dir(name: str) -> Path:
+    """``mars pretrain``'s default run folder for config ``name``: its own folder beside
+    ``mars train``'s ``runs/<name>``, so a config's ``model.pretrained`` can name the
+    checkpoint before it exists (configs/small/mars.yaml names small/pretrain.yaml's)."""
+    return Path("runs") / f"{name}_pretrain"
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -48,8 +48,8 @@ def settings(seed: int, epochs: int, videos: int):
 
     spec = spec_with_classes(8, videos_per_class=videos, height=32, width=32, num_frames=24,
                              speed=(0.6, 1.3))
-    return DemoSettings(source=spec, epochs=epochs, from_rgb=(), seed=seed, threads=1,
-                        alpha=MARS_ALPHA)
+    return DemoSettings(source=spec, epochs=epochs, from_rgb=(), from_pretrain=(), seed=seed,
+                        threads=1, alpha=MARS_ALPHA)
 
 
 def prepare_data(layout, demo) -> None:

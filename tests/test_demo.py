@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from mars_action.cli import main
-from mars_action.demo.settings import STREAMS, DemoSettings, Layout
+from mars_action.demo.settings import PRETRAIN, STREAMS, DemoSettings, Layout
 from mars_action.errors import MarsError
 from mars_action.evaluation.fusion import TABLE1_ROWS
 
@@ -38,13 +39,30 @@ def test_quick_demo_writes_table_static_analysis_report_and_runs(quick_demo):
     assert (quick_demo.analysis / "static" / "static.png").is_file()
 
 
+def test_mars_starts_from_the_flow_regression_step_which_is_no_stream(quick_demo):
+    results = json.loads(quick_demo.results.read_text())
+    steps = list(results["stage_seconds"])
+    pretrain = next(name for name in steps if name.startswith("pretrain"))
+    assert steps.index("train rgb") < steps.index(pretrain) < steps.index("train mars")
+    assert not (quick_demo.scores / f"{PRETRAIN}.npz").exists()
+    assert PRETRAIN not in results["static"]
+    metrics = [json.loads(line) for line in
+               (quick_demo.run(PRETRAIN) / "metrics.jsonl").read_text().splitlines() if line]
+    epochs = [m for m in metrics if "train_epe" in m]
+    assert len(epochs) == DemoSettings.quick().epochs and all(m["train_epe"] > 0 for m in epochs)
+    mars = yaml.safe_load((quick_demo.run("mars") / "config.yaml").read_text())
+    assert mars["model"]["pretrained"] == str(quick_demo.checkpoint(PRETRAIN))
+    assert quick_demo.checkpoint(PRETRAIN).is_file()
+
+
 def test_second_run_reuses_everything(quick_demo, capsys):
-    checkpoints = {s: quick_demo.checkpoint(s).stat().st_mtime_ns for s in STREAMS}
+    checkpoints = {s: quick_demo.checkpoint(s).stat().st_mtime_ns for s in (*STREAMS, PRETRAIN)}
     before = json.loads(quick_demo.results.read_text())
     assert main(["demo", "--quick", "--out", str(quick_demo.root), "--workers", "1"]) == 0
     after = json.loads(quick_demo.results.read_text())
     assert after["table1"] == before["table1"] and after["static"] == before["static"]
-    assert {s: quick_demo.checkpoint(s).stat().st_mtime_ns for s in STREAMS} == checkpoints
+    assert {s: quick_demo.checkpoint(s).stat().st_mtime_ns
+            for s in (*STREAMS, PRETRAIN)} == checkpoints
     assert "0 done" in capsys.readouterr().out  # frames and flow were all skipped
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from mars_action.data.synthetic import MANIFEST
 from mars_action.demo.settings import (
+    PRETRAIN,
     RGB_CONTINUED,
     STREAMS,
     DemoSettings,
@@ -18,9 +19,10 @@ from mars_action.demo.settings import (
     video_source,
 )
 from mars_action.training import resolve
+from mars_action.training.losses import plan_phases
 
 
-@pytest.mark.parametrize("stream", STREAMS)
+@pytest.mark.parametrize("stream", (*STREAMS, PRETRAIN))
 def test_each_stream_config_passes_the_training_checks(stream):
     layout = Layout(Path("/demo"))
     config = resolve(stream_config(stream, DemoSettings.full(), layout))
@@ -40,13 +42,34 @@ def test_mars_distils_layer3_maps_and_mers_the_pooled_feature_with_a_layer3_hint
     assert (mers.feature, mers.pool_maps, mers.hint) == ("pooled", True, "layer3")
 
 
-def test_the_distilled_streams_start_from_the_rgb_stream():
-    layout = Layout(Path("/demo"))
-    starts = {s: stream_config(s, DemoSettings.full(), layout).model.pretrained for s in STREAMS}
-    rgb = str(layout.checkpoint("rgb"))
-    assert starts == {"flow": None, "rgb": None, "mars": rgb, "mers": rgb}
-    scratch = DemoSettings(DemoSettings.full().source, from_rgb=())
-    assert stream_config("mers", scratch, layout).model.pretrained is None
+def test_mars_starts_from_the_pretraining_step_and_mers_from_the_rgb_stream():
+    layout, settings = Layout(Path("/demo")), DemoSettings.full()
+    starts = {s: stream_config(s, settings, layout).model.pretrained for s in settings.trainings}
+    rgb, pretrain = str(layout.checkpoint("rgb")), str(layout.checkpoint(PRETRAIN))
+    assert starts == {"flow": None, "rgb": None, PRETRAIN: None, "mars": pretrain, "mers": rgb}
+    assert pretrain == "/demo/runs/pretrain/checkpoints/best.pt"
+    assert settings.trainings == ("flow", "rgb", PRETRAIN, "mers", "mars")
+    assert settings.streams == STREAMS  # the step is trained, never tested or tabled
+    scratch = DemoSettings(settings.source, from_rgb=(), from_pretrain=())
+    assert scratch.trainings == STREAMS
+    assert {stream_config(s, scratch, layout).model.pretrained for s in ("mars", "mers")} == {None}
+    before = DemoSettings(settings.source, from_rgb=("mers", "mars"), from_pretrain=())
+    assert stream_config("mars", before, layout).model.pretrained == rgb
+
+
+@pytest.mark.parametrize("preset", [DemoSettings.full, DemoSettings.quick])
+def test_the_pretraining_step_regresses_flow_with_no_teacher_for_the_streams_epochs(preset):
+    settings, layout = preset(), Layout(Path("/demo"))
+    config = resolve(stream_config(PRETRAIN, settings, layout))
+    assert (config.stream, config.name, config.distill.teacher) == ("pretrain", "demo_pretrain",
+                                                                    None)
+    (phase,) = plan_phases(config)
+    assert not phase.objective.ce and not phase.objective.uses_teacher
+    spec = phase.objective.distill
+    assert (spec.flow_regression, spec.flow_layer, spec.alpha) == (1.0, "layer3", 0.0)
+    mars = stream_config("mars", settings, layout)
+    assert config.schedule.epochs == mars.schedule.epochs == settings.epochs
+    assert config.data == resolve(mars).data  # the same training videos and clips
 
 
 def test_seeds_change_training_not_the_validation_split():

@@ -69,7 +69,9 @@ def _register_demo(subparsers) -> None:
         help="the whole method on a synthetic dataset (or one on disk), on a laptop CPU",
         description=(
             "Generate a synthetic motion dataset, extract frames and TV-L1 flow, train the "
-            "Flow, RGB, MERS and MARS streams with a small 3D ResNet, evaluate every stream "
+            "Flow, RGB, MERS and MARS streams with a small 3D ResNet (MARS starts from a "
+            "pretraining step in which the RGB network regresses its clips' flow; MERS from "
+            "the RGB stream), evaluate every stream "
             "and their fusions (the paper's Table 1), run the static-clip analysis and write "
             "an HTML report. Offline; a second run reuses what exists. With --dataset FORMAT "
             "ROOT the same on real videos, at small sizes (48 px frames, 40 px crops): "

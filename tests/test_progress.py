@@ -12,7 +12,7 @@ from test_training import ClipSet, tiny_config
 from mars_action.models import read_checkpoint
 from mars_action.progress import Progress, duration
 from mars_action.training import NonFiniteLoss, train
-from mars_action.training.trainer import check_growth
+from mars_action.training.engine import check_growth
 
 
 def test_a_log_gets_lines_with_the_total_the_eta_and_one_estimate():

@@ -11,6 +11,7 @@ import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -232,3 +233,22 @@ def evaluate(engine: Engine, loader: Iterable) -> dict[str, float]:
         parts, logits = forward_loss(engine, batch, student)
         meter.add(parts, logits, batch["label"])
     return meter.result(engine.process)
+
+
+# A loss this many times its first epochs' is diverging, not learning.
+GROWTH_LIMIT = 1e3
+
+
+def check_growth(history: list[dict[str, Any]], record: dict[str, Any]) -> None:
+    """Stop a run whose train or validation loss grew by orders of magnitude over its
+    phase's first epochs' (the smallest of its first three), as NaN stops it: before
+    this epoch is saved, so ``last.pt`` keeps the last good one."""
+    same = [r for r in history if r.get("phase") == record.get("phase")][:3]
+    for key in ("train_loss", "val_loss"):
+        first = [r[key] for r in same if r.get(key) is not None]
+        value = record.get(key)
+        if first and value is not None and value > GROWTH_LIMIT * max(min(first), 1e-3):
+            raise NonFiniteLoss(
+                f"diverged at epoch {record['epoch']}: {key} {value:.3g} is over "
+                f"{GROWTH_LIMIT:g} times the first epochs' {min(first):.3g}"
+            )

@@ -8,6 +8,7 @@ the same weights as one that never stopped.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Iterator
 
@@ -16,6 +17,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from mars_action.errors import MarsError
+from mars_action.training.config import ExperimentConfig
+from mars_action.training.unlabeled import MixedLoader, unlabeled_batch
 
 
 def mixed_seed(*values: int) -> int:
@@ -120,3 +123,41 @@ def make_loader(
         drop_last=train,
         persistent_workers=num_workers > 0,  # no respawn every epoch
     )
+
+
+def run_loader(dataset: Dataset, config: ExperimentConfig, process, train: bool):
+    """The loader of a run's dataset: seeded order, this process's share of each batch.
+
+    ``data.batch_size`` is the total over processes: a recipe means the same on any
+    number of GPUs."""
+    total, world = config.data.batch_size, process.world_size
+    if total % world:
+        raise MarsError(f"data.batch_size {total} does not split over {world} processes")
+    sampler = EpochSampler(
+        len(dataset),
+        seed=config.train.seed,
+        rank=process.rank,
+        world_size=world,
+        shuffle=train,
+        pad=train,
+    )
+    return make_loader(
+        dataset,
+        sampler,
+        batch_size=total // world,
+        num_workers=config.data.num_workers,
+        seed=config.train.seed,
+        train=train,
+        pin_memory=process.device.type == "cuda",
+    )
+
+
+def train_loader(train_set: Dataset, extra: Dataset | None, config, process):
+    """The labelled loader, with ``distill.unlabeled`` clips appended to each batch."""
+    loader = run_loader(train_set, config, process, train=True)
+    if extra is None:
+        return loader
+    size = unlabeled_batch(config.data.batch_size, config.distill.unlabeled_ratio)
+    data = dataclasses.replace(config.data, batch_size=size * process.world_size)
+    other = run_loader(extra, dataclasses.replace(config, data=data), process, train=True)
+    return MixedLoader(loader, other)

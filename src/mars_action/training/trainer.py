@@ -12,7 +12,6 @@ Run folder (written by the main process only)::
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,12 +35,19 @@ from mars_action.training.config import (
 )
 from mars_action.training.config_checks import DISTILLED
 from mars_action.training.datasets import build_datasets
-from mars_action.training.engine import Engine, Meter, NonFiniteLoss, evaluate, train_one_epoch
-from mars_action.training.loading import EpochSampler, make_loader
+from mars_action.training.engine import (
+    Engine,
+    Meter,
+    NonFiniteLoss,
+    check_growth,
+    evaluate,
+    train_one_epoch,
+)
+from mars_action.training.loading import run_loader, train_loader
 from mars_action.training.losses import Phase, plan_phases
 from mars_action.training.metrics import MetricsLog, plot_curves
 from mars_action.training.optim import learning_rates, set_train_mode, step_scheduler
-from mars_action.training.unlabeled import MixedLoader, build_unlabeled, unlabeled_batch
+from mars_action.training.unlabeled import build_unlabeled
 
 
 @dataclass
@@ -138,8 +144,8 @@ def _train(config, run_dir, process, resume, train_set, val_set, class_names) ->
         model=model,
         meta=build.make_meta(config, class_names),
         state=run_state.run_state(training) if training else run_state.RunState(),
-        train_loader=_train_loader(train_set, extra, config, process),
-        val_loader=_loader(val_set, config, process, train=False) if val_set else None,
+        train_loader=train_loader(train_set, extra, config, process),
+        val_loader=run_loader(val_set, config, process, train=False) if val_set else None,
         log=MetricsLog(run_dir, (training or {}).get("history", [])) if process.is_main else None,
     )
     run.bar = Progress(
@@ -180,42 +186,6 @@ def _prepare_folder(config, run_dir: Path, resume: bool, process) -> dict[str, A
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, run_dir / "config.yaml")
     return training
-
-
-def _loader(dataset: Dataset, config: ExperimentConfig, process, train: bool):
-    """``data.batch_size`` is the total over processes: a recipe means the same on any
-    number of GPUs."""
-    total, world = config.data.batch_size, process.world_size
-    if total % world:
-        raise MarsError(f"data.batch_size {total} does not split over {world} processes")
-    sampler = EpochSampler(
-        len(dataset),
-        seed=config.train.seed,
-        rank=process.rank,
-        world_size=world,
-        shuffle=train,
-        pad=train,
-    )
-    return make_loader(
-        dataset,
-        sampler,
-        batch_size=total // world,
-        num_workers=config.data.num_workers,
-        seed=config.train.seed,
-        train=train,
-        pin_memory=process.device.type == "cuda",
-    )
-
-
-def _train_loader(train_set: Dataset, extra: Dataset | None, config, process):
-    """The labelled loader, with ``distill.unlabeled`` clips appended to each batch."""
-    loader = _loader(train_set, config, process, train=True)
-    if extra is None:
-        return loader
-    size = unlabeled_batch(config.data.batch_size, config.distill.unlabeled_ratio)
-    data = dataclasses.replace(config.data, batch_size=size * process.world_size)
-    other = _loader(extra, dataclasses.replace(config, data=data), process, train=True)
-    return MixedLoader(loader, other)
 
 
 def _run_phases(run: Run, training: dict[str, Any] | None) -> None:
@@ -325,25 +295,6 @@ def _run_epoch(
     if run.log is not None:
         run.log.append(record)
     _show_epoch(run.bar, record)
-
-
-# A loss this many times its first epochs' is diverging, not learning.
-GROWTH_LIMIT = 1e3
-
-
-def check_growth(history: list[dict[str, Any]], record: dict[str, Any]) -> None:
-    """Stop a run whose train or validation loss grew by orders of magnitude over its
-    phase's first epochs' (the smallest of its first three), as NaN stops it: before
-    this epoch is saved, so ``last.pt`` keeps the last good one."""
-    same = [r for r in history if r.get("phase") == record.get("phase")][:3]
-    for key in ("train_loss", "val_loss"):
-        first = [r[key] for r in same if r.get(key) is not None]
-        value = record.get(key)
-        if first and value is not None and value > GROWTH_LIMIT * max(min(first), 1e-3):
-            raise NonFiniteLoss(
-                f"diverged at epoch {record['epoch']}: {key} {value:.3g} is over "
-                f"{GROWTH_LIMIT:g} times the first epochs' {min(first):.3g}"
-            )
 
 
 def _show_epoch(bar: Progress | None, record: dict[str, Any]) -> None:

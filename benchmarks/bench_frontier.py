@@ -10,6 +10,7 @@ with the same recipe, over several seeds. Work files go to ``benchmarks/frontier
         .venv/bin/python benchmarks/bench_frontier.py train --seeds 0 1 2
     ... bench_frontier.py latency      # CPU latency, precisions, agreement, stream fps
     ... bench_frontier.py train --study synthetic   # the study's set: frontier_synthetic.py
+    ... bench_frontier.py train --study ucf101 --splits 1 2 3 --seeds 0 1 2 --archs x3d_xs
 
 The recipe is the demo's (``DemoSettings.full``: 16-frame clips, 28 px crops, MSE on
 ``layer3`` maps, SGD lr 0.1 cosine) but with the maps standardised with the teacher's
@@ -379,12 +380,14 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=HERE / "runs", help="runs and data")
     parser.add_argument("--checkpoint", type=Path, help="ucf101-precision: a trained MARS .pt")
     parser.add_argument("--ucf101", type=Path, default=Path("/work/shared/data/ucf101-subset"))
-    parser.add_argument("--study", choices=("toy", "synthetic"), default="toy",
-                        help="synthetic: the motion-transfer study's set and teachers")
-    parser.add_argument("--archs", nargs="+", help="--study synthetic: light families")
-    parser.add_argument("--streams", nargs="+", help="--study synthetic: rgb mars_paper ...")
+    parser.add_argument("--study", choices=("toy", "synthetic", "ucf101"), default="toy",
+                        help="synthetic, ucf101: the motion-transfer study's sets and teachers")
+    parser.add_argument("--splits", type=int, nargs="+",
+                        help="--study: splits paired with --seeds in order (default 1)")
+    parser.add_argument("--archs", nargs="+", help="--study: light families")
+    parser.add_argument("--streams", nargs="+", help="--study: rgb mars_paper ...")
     args = parser.parse_args()
-    if args.study == "synthetic":  # see frontier_synthetic.py
+    if args.study != "toy":  # see frontier_synthetic.py
         __import__("frontier_synthetic").run_stage(args)
     elif args.stage == "ucf101-precision":
         ucf101_precision(args)

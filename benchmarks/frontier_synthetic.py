@@ -1,9 +1,10 @@
-"""The frontier on the motion-transfer study's synthetic set (``bench_frontier.py
---study synthetic``): light students trained with the study's teachers and recipes.
+"""The frontier on the motion-transfer study's sets (``bench_frontier.py --study
+synthetic|ucf101``): light students trained with the study's teachers and recipes.
 
 The study (``benchmarks/motion_transfer``) trained, per seed, a Flow teacher, RGB and the
 paper's MARS (``mars_paper``: started from the RGB stream, layer3 maps, alpha 20) for
-resnet10_tiny on a set large enough for it to learn (8 classes x 80 videos, TV-L1 flow).
+resnet10_tiny on a set large enough for it to learn (8 classes x 80 videos, TV-L1 flow)
+and, per (split, seed), on the UCF101 subset (Farneback flow, 40 px crops).
 Here each light family in ``LIGHT`` gets the same streams with the study's settings,
 frames, flow and teacher (``runs/flow/checkpoints/last.pt`` of the study's seed folder):
 
@@ -14,10 +15,12 @@ frames, flow and teacher (``runs/flow/checkpoints/last.pt`` of the study's seed 
 - ``rgb_control``: the family's ``rgb`` trained as long again.
 
 The comparison student is the study's resnet10_tiny (the teacher's architecture). Gain
-kept, per seed = (light MARS - light RGB) / (resnet10_tiny MARS - resnet10_tiny RGB),
-on the same test videos; tested, as in the study, with each run's last epoch. Runs go
-to ``benchmarks/frontier/runs/synthetic/`` (ignored); the figures to
-``benchmarks/results/frontier.json`` (``mars analyze frontier`` reads it).
+kept, per (split, seed) = (light MARS - light RGB) / (resnet10_tiny MARS - resnet10_tiny
+RGB), on the same test videos, and pooled (sum of the gains over sum of the reference
+gains); tested, as in the study, with each run's last epoch. Runs go to
+``benchmarks/frontier/runs/<dataset>/`` (ignored); the figures to
+``benchmarks/results/frontier.json`` (synthetic; ``mars analyze frontier`` reads it) or
+``frontier_ucf101.json``.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-WORK = HERE / "frontier" / "runs" / "synthetic"  # ignored (runs/)
+WORK = HERE / "frontier" / "runs"  # ignored; one folder per dataset
 REFERENCE = "resnet10_tiny"
 LIGHT = ("x3d_xs", "mobilenet3d_v2_half")
 # X3D-XS on the study's 16 consecutive frames costs 1.26 GMACs at 16x112x112, 13% of
@@ -55,20 +58,25 @@ def study():
     return module
 
 
-def layouts(mt, seed: int):
-    """(the study's layout of ``seed``, this benchmark's: same store of frames and flow)."""
+def tag(dataset: str, split: int, seed: int) -> str:
+    """A run's key suffix: ``seedN`` on the synthetic set (one split), else ``splitS-seedN``."""
+    return f"seed{seed}" if dataset == "synthetic" else f"split{split}-seed{seed}"
+
+
+def layouts(mt, dataset: str, split: int, seed: int):
+    """(the study's layout of the pair, this benchmark's: same store of frames and flow)."""
     from mars_action.demo.settings import Layout
 
-    theirs = mt.layout_for("synthetic", 1, seed)
-    return theirs, Layout(WORK / f"split1-seed{seed}", theirs.store)
+    theirs = mt.layout_for(dataset, split, seed)
+    return theirs, Layout(WORK / dataset / f"split{split}-seed{seed}", theirs.store)
 
 
-def experiment(mt, arch: str, name: str, seed: int):
+def experiment(mt, arch: str, name: str, dataset: str, split: int, seed: int):
     """The study's config of ``KIND[name]`` with the teacher of the study's seed, for
     ``arch`` (channels_last: X3D's and MobileNet's channel-wise 3D convs train ~4x faster
     on the CPU in it), started from the family's own runs."""
-    settings = mt.settings_for("synthetic", 1, seed)
-    theirs, mine = layouts(mt, seed)
+    settings = mt.settings_for(dataset, split, seed)
+    theirs, mine = layouts(mt, dataset, split, seed)
     base = KIND[name][0]
     config = mt.stream_experiment(base, settings, theirs)  # the study's teacher path
     start = mt.STREAMS[base][1]
@@ -84,8 +92,8 @@ def experiment(mt, arch: str, name: str, seed: int):
     return config, settings, mine
 
 
-def run_job(arch: str, seed: int, names: list[str]) -> None:
-    """Train (resumable) and test ``names`` of one family and seed; a diverged
+def run_job(arch: str, dataset: str, split: int, seed: int, names: list[str]) -> None:
+    """Train (resumable) and test ``names`` of one family and (split, seed); a diverged
     ``mars_paper`` is recorded and followed by ``mars_paper_std``."""
     from mars_action.errors import MarsError
     from mars_action.training import train
@@ -94,7 +102,7 @@ def run_job(arch: str, seed: int, names: list[str]) -> None:
     queue = list(names)
     while queue:
         name = queue.pop(0)
-        config, settings, layout = experiment(mt, arch, name, seed)
+        config, settings, layout = experiment(mt, arch, name, dataset, split, seed)
         run_dir = layout.run(f"{arch}_{name}")
         done = run_dir / "done.json"
         if not done.is_file():
@@ -105,7 +113,7 @@ def run_job(arch: str, seed: int, names: list[str]) -> None:
                                 val_set=val_set)
             except MarsError as error:
                 done.write_text(json.dumps({"failed": str(error), "uptime": os.getloadavg()}))
-                print(f"{arch} seed {seed}: {name} FAILED: {error}", flush=True)
+                print(f"{arch} {tag(dataset, split, seed)}: {name} FAILED: {error}", flush=True)
                 if name == "mars_paper":
                     queue.insert(0, "mars_paper_std")
                 continue
@@ -117,7 +125,7 @@ def run_job(arch: str, seed: int, names: list[str]) -> None:
                 "uptime": os.getloadavg()}, indent=1))
         if "failed" not in json.loads(done.read_text()):
             test(mt, arch, name, config, settings, layout)
-        print(f"{arch} seed {seed}: {name} done {done.read_text()}", flush=True)
+        print(f"{arch} {tag(dataset, split, seed)}: {name} done {done.read_text()}", flush=True)
 
 
 def test(mt, arch: str, name: str, config, settings, layout) -> None:
@@ -152,12 +160,12 @@ def _top1(path: Path) -> float | None:
     return 100.0 * sum(hits.values()) / len(hits)
 
 
-def accuracy(mt, seeds: list[int]) -> dict[str, dict[str, Any]]:
-    """Test top-1 of every finished run, keyed ``arch/stream/seedN`` (analyze's input):
+def accuracy(mt, dataset: str, pairs: list[tuple[int, int]]) -> dict[str, dict[str, Any]]:
+    """Test top-1 of every finished run, keyed ``arch/stream/<tag>`` (analyze's input):
     the study's resnet10_tiny runs and this benchmark's light ones."""
     rows = {}
-    for seed in seeds:
-        theirs, mine = layouts(mt, seed)
+    for split, seed in pairs:
+        theirs, mine = layouts(mt, dataset, split, seed)
         found = [(REFERENCE, name, theirs.root / "scores" / f"{name}.json") for name in RUNS]
         found += [(arch, name, mine.root / "scores" / f"{arch}_{name}.json")
                   for arch in LIGHT for name in KIND]
@@ -167,41 +175,73 @@ def accuracy(mt, seeds: list[int]) -> dict[str, dict[str, Any]]:
                 continue
             done = (mine.run(f"{arch}_{name}") if arch in LIGHT else theirs.run(name)) / "done.json"
             trained = json.loads(done.read_text()) if done.is_file() else {}
-            rows[f"{arch}/{name}/seed{seed}"] = {
+            rows[f"{arch}/{name}/{tag(dataset, split, seed)}"] = {
                 "arch": arch, "stream": KIND[name][1], "run": name, "seed": seed,
-                "top1": top1, "train_acc": trained.get("train_acc"),
+                "split": split, "top1": top1, "train_acc": trained.get("train_acc"),
                 "val_acc_last": trained.get("val_acc_last"), "train_s": trained.get("seconds")}
     return rows
 
 
-def gains(rows: dict[str, dict[str, Any]], seeds: list[int]) -> dict[str, Any]:
-    """Per light family: gain kept per seed and its mean, against RGB (the issue's ratio)
-    and against the RGB control (RGB trained as long as RGB + MARS)."""
-    def top1(arch: str, stream: str, seed: int) -> float | None:
+def gains(rows: dict[str, dict[str, Any]], dataset: str,
+          pairs: list[tuple[int, int]]) -> dict[str, Any]:
+    """Per light family: gain kept per (split, seed), its mean and the pooled ratio (sum of
+    the gains over sum of the reference gains: steadier when a reference gain is small),
+    against RGB (the issue's ratio) and against the RGB control (RGB trained as long as
+    RGB + MARS). Keyed by seed on the synthetic set (one split), else by ``splitS-seedN``."""
+    def top1(arch: str, stream: str, split: int, seed: int) -> float | None:
         hits = [r["top1"] for r in rows.values()
-                if (r["arch"], r["stream"], r["seed"]) == (arch, stream, seed)]
+                if (r["arch"], r["stream"], r["seed"], r.get("split", 1))
+                == (arch, stream, seed, split)]
         return hits[0] if hits else None
 
     out = {}
     for arch in LIGHT:
         for control in ("rgb", "rgb_control"):
             per_seed = {}
-            for seed in seeds:
-                values = [top1(a, s, seed) for a in (arch, REFERENCE) for s in ("mars", control)]
+            for split, seed in pairs:
+                values = [top1(a, s, split, seed) for a in (arch, REFERENCE)
+                          for s in ("mars", control)]
                 if None in values:
                     continue
                 light_gain, reference_gain = values[0] - values[1], values[2] - values[3]
-                per_seed[seed] = {"light_gain": light_gain, "reference_gain": reference_gain,
-                                  "kept": light_gain / reference_gain}
-            kept = [v["kept"] for v in per_seed.values()]
+                key = seed if dataset == "synthetic" else tag(dataset, split, seed)
+                per_seed[key] = {"light_gain": light_gain, "reference_gain": reference_gain,
+                                 "kept": light_gain / reference_gain if reference_gain else None}
+            kept = [v["kept"] for v in per_seed.values() if v["kept"] is not None]
+            reference = sum(v["reference_gain"] for v in per_seed.values())
             out.setdefault(arch, {})[f"vs_{control}"] = {
                 "per_seed": per_seed, "mean_kept": statistics.fmean(kept) if kept else None,
+                "pooled_kept": sum(v["light_gain"] for v in per_seed.values()) / reference
+                if per_seed and reference else None,
                 "met": bool(kept) and len(kept) >= 3 and statistics.fmean(kept) >= 0.8}
     return out
 
 
-def costs() -> dict[str, dict[str, Any]]:
-    """GMACs of each family at its trained clip (28 px) and at 112 px, against
+def paired(mt, dataset: str, pairs: list[tuple[int, int]]) -> dict[str, Any]:
+    """Per family, MARS against RGB over the test videos of every pair pooled: videos only
+    one of them gets right and the exact sign test (the study's ``_paired``), to say
+    whether a gain is more than a few lucky videos."""
+    hits: dict[tuple[str, str], dict[str, int]] = {}
+    for split, seed in pairs:
+        theirs, mine = layouts(mt, dataset, split, seed)
+        for arch in (REFERENCE, *LIGHT):
+            for name in ("rgb", "mars_paper"):
+                folder = mine.root if arch in LIGHT else theirs.root
+                path = folder / "scores" / (f"{arch}_{name}.json" if arch in LIGHT
+                                            else f"{name}.json")
+                if path.is_file():
+                    videos = json.loads(path.read_text())["normal"]
+                    hits.setdefault((arch, name), {}).update(
+                        {f"{tag(dataset, split, seed)}/{k}": v for k, v in videos.items()})
+    tags = [tag(dataset, split, seed) for split, seed in pairs]
+    return {arch: {"videos": len(hits[(arch, "rgb")]),
+                   **mt._paired(hits[(arch, "mars_paper")], hits[(arch, "rgb")], tags)}
+            for arch in (REFERENCE, *LIGHT)
+            if (arch, "rgb") in hits and (arch, "mars_paper") in hits}
+
+
+def costs(crop: int = 28) -> dict[str, dict[str, Any]]:
+    """GMACs of each family at its trained clip (``crop`` px) and at 112 px, against
     ResNeXt-101's 9.57 at 16x112x112."""
     from mars_action.models import build_model, count_macs
 
@@ -209,8 +249,9 @@ def costs() -> dict[str, dict[str, Any]]:
     for arch in (REFERENCE, *LIGHT):
         frames = CLIP.get(arch, (16, 1))[0]
         model = build_model(arch, num_classes=8).to("meta")
-        trained, paper = (count_macs(model, (3, frames, side, side)) / 1e9 for side in (28, 112))
-        out[arch] = {"clip": [frames, 28, 28], "gmacs": trained, "gmacs_112": paper,
+        trained, paper = (count_macs(model, (3, frames, side, side)) / 1e9
+                          for side in (crop, 112))
+        out[arch] = {"clip": [frames, crop, crop], "gmacs": trained, "gmacs_112": paper,
                      "fraction_of_resnext101_112": paper / RESNEXT101_GMACS_16x112}
     return out
 
@@ -229,14 +270,23 @@ def latency() -> dict[str, dict[str, Any]]:
     return rows
 
 
-def gather(seeds: list[int]) -> dict[str, Any]:
-    """The frontier's figures: accuracies, gains kept, GMACs, latency rows."""
+def gather(dataset: str, pairs: list[tuple[int, int]]) -> dict[str, Any]:
+    """The frontier's figures: accuracies, gains kept, GMACs, latency rows (the latency
+    rows were measured on the synthetic set's students; the UCF101 result leaves them
+    out) and, off the synthetic set, the pooled sign test of MARS against RGB."""
     mt = study()
-    rows = accuracy(mt, seeds)
-    return {"study": "synthetic", "seeds": seeds, "archs": [REFERENCE, *LIGHT],
-            "teacher": "the study's Flow resnet10_tiny of each seed", "accuracy": rows,
-            "gain_kept": gains(rows, seeds), "gmacs": costs(), "latency": latency(),
-            "stream": None, "load_average": os.getloadavg()}
+    rows = accuracy(mt, dataset, pairs)
+    figures = {"study": dataset, "seeds": [seed for _, seed in pairs],
+               "archs": [REFERENCE, *LIGHT],
+               "teacher": "the study's Flow resnet10_tiny of each seed", "accuracy": rows,
+               "gain_kept": gains(rows, dataset, pairs),
+               "gmacs": costs(mt.settings_for(dataset, *pairs[0]).crop_size),
+               "latency": latency() if dataset == "synthetic" else {},
+               "stream": None, "load_average": os.getloadavg()}
+    if dataset != "synthetic":
+        figures["splits"] = [split for split, _ in pairs]
+        figures["paired_mars_vs_rgb"] = paired(mt, dataset, pairs)
+    return figures
 
 
 def summary(figures: dict[str, Any]) -> str:
@@ -249,21 +299,27 @@ def summary(figures: dict[str, Any]) -> str:
             if values:
                 parts.append(f"{arch} {stream} {statistics.fmean(values):.1f} ({len(values)})")
     for arch, kept in figures["gain_kept"].items():
-        mean = kept["vs_rgb"]["mean_kept"]
+        mean, pooled = kept["vs_rgb"]["mean_kept"], kept["vs_rgb"].get("pooled_kept")
         if mean is not None:
-            parts.append(f"{arch} keeps {mean:.2f} of the gain ({len(kept['vs_rgb']['per_seed'])})")
-    return "synthetic frontier: " + "; ".join(parts)
+            pooled = "n/a" if pooled is None else f"{pooled:.2f}"
+            parts.append(f"{arch} keeps {mean:.2f} of the gain (pooled {pooled}; "
+                         f"{len(kept['vs_rgb']['per_seed'])})")
+    return f"{figures['study']} frontier: " + "; ".join(parts)
 
 
 def run_stage(args) -> None:
-    """``bench_frontier.py train|refresh --study synthetic [--seeds] [--archs] [--streams]``:
-    train what is missing (every family of a seed before the next seed), then write the
-    result from every finished run."""
+    """``bench_frontier.py train|refresh --study synthetic|ucf101 [--splits] [--seeds]
+    [--archs] [--streams]``: train what is missing (every family of a (split, seed) pair
+    before the next pair; ``--splits`` pairs with ``--seeds`` in order, split 1 when
+    omitted), then write the result from every finished run."""
     from harness import write_result
 
+    dataset = args.study
+    pairs = list(zip(args.splits or [1] * len(args.seeds), args.seeds, strict=True))
     if args.stage in ("train", "all"):
-        for seed in args.seeds:
+        for split, seed in pairs:
             for arch in args.archs or LIGHT:
-                run_job(arch, seed, args.streams or list(RUNS))
-    figures = gather(args.seeds)
-    write_result("frontier", figures, summary=summary(figures))
+                run_job(arch, dataset, split, seed, args.streams or list(RUNS))
+    figures = gather(dataset, pairs)
+    name = "frontier" if dataset == "synthetic" else f"frontier_{dataset}"
+    write_result(name, figures, summary=summary(figures))

@@ -1,4 +1,5 @@
-"""Shared fixtures: the real UCF101 subset (skipped when absent) and small synthetic videos."""
+"""Shared fixtures: the real UCF101 subset (skipped when absent), small synthetic videos, and
+a small frame store with flow."""
 
 from __future__ import annotations
 
@@ -48,3 +49,19 @@ def make_video(tmp_path):
         return write_video(tmp_path / name, frames, fps=fps, **kw)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def synth_flow_store(tmp_path_factory) -> Path:
+    """A frame store with flow of ``mars synth`` videos (Farneback: fast), built once for
+    the tests that train from a store (pretraining, flow regression); they only read it."""
+    from mars_action.data.synthetic import generate_dataset, spec_with_classes
+    from mars_action.flow.extract import FlowJob, extract_flow
+    from mars_action.video.extract import extract_frames
+
+    root = tmp_path_factory.mktemp("synth_flow_store")
+    spec = spec_with_classes(2, videos_per_class=4, num_frames=10, height=32, width=32)
+    generate_dataset(root / "videos", spec, progress=False)
+    extract_frames(root / "videos", root / "frames", fps=None, short_side=32, workers=1)
+    extract_flow(root / "frames", FlowJob(method="farneback"), workers=1)
+    return root / "frames"

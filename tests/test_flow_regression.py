@@ -12,9 +12,7 @@ from test_training import tiny_config
 from torch import nn
 
 from mars_action.cli import main
-from mars_action.data.synthetic import generate_dataset, spec_with_classes
 from mars_action.errors import MarsError
-from mars_action.flow.extract import FlowJob, extract_flow
 from mars_action.models import build_model, load_checkpoint, read_checkpoint
 from mars_action.training import plan_phases
 from mars_action.training.build import modalities
@@ -30,7 +28,6 @@ from mars_action.training.flow_regression import (
     pool_flow,
 )
 from mars_action.training.losses import StreamLoss, Student, distill_spec
-from mars_action.video.extract import extract_frames
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -115,17 +112,6 @@ def test_bad_flow_regression_settings_are_one_clear_error(overrides, message):
         tiny_config("pretrain", *overrides)
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory) -> Path:
-    """A frame store with flow of ``mars synth`` videos (Farneback: fast)."""
-    root = tmp_path_factory.mktemp("flowpre")
-    spec = spec_with_classes(2, videos_per_class=4, num_frames=10, height=32, width=32)
-    generate_dataset(root / "videos", spec, progress=False)
-    extract_frames(root / "videos", root / "frames", fps=None, short_side=32, workers=1)
-    extract_flow(root / "frames", FlowJob(method="farneback"), workers=1)
-    return root / "frames"
-
-
 def data_args(store: Path) -> list[str]:
     return ["data.format=folder", f"data.annotations={store}", f"data.frame_root={store}",
             "data.root=null", "data.clip_len=8", "data.crop_size=32", "data.short_side=32",
@@ -133,12 +119,14 @@ def data_args(store: Path) -> list[str]:
             "train.progress=false", "train.device=cpu", "train.threads=1"]
 
 
-def test_mars_pretrain_regresses_flow_resumes_and_starts_mars_train(store, tmp_path, capsys):
+def test_mars_pretrain_regresses_flow_resumes_and_starts_mars_train(
+    synth_flow_store, tmp_path, capsys
+):
     run = tmp_path / "pre"
     # configs/tiny/mars.yaml names a teacher that does not exist: flow mode never reads it.
     # One batch of the 6 training videos, whole frames, no flips: the EPE falls steadily
     # (3.9 to 1.5 in 6 epochs when written) instead of moving with the crops drawn.
-    pretrain = ["pretrain", str(REPO / "configs/tiny/mars.yaml"), *data_args(store),
+    pretrain = ["pretrain", str(REPO / "configs/tiny/mars.yaml"), *data_args(synth_flow_store),
                 "data.crop_scales=[1.0]", "data.flip=false", "distill.alpha=0",
                 "distill.flow_regression=1", "optim.lr=0.1", "schedule.scheduler=constant",
                 "--run-dir", str(run)]
@@ -157,7 +145,7 @@ def test_mars_pretrain_regresses_flow_resumes_and_starts_mars_train(store, tmp_p
     assert (meta.stream, meta.in_channels) == ("pretrain", 3)
 
     out = tmp_path / "rgb"
-    assert main(["train", str(REPO / "configs/tiny/rgb.yaml"), *data_args(store),
+    assert main(["train", str(REPO / "configs/tiny/rgb.yaml"), *data_args(synth_flow_store),
                  f"model.pretrained={run / 'checkpoints' / 'best.pt'}", "schedule.epochs=1",
                  "model.ft_begin_index=5", "--run-dir", str(out)]) == 0
     started, _ = load_checkpoint(out / "checkpoints" / "last.pt")

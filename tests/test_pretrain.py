@@ -5,30 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 import torch
 from test_training import save_teacher, tiny_config
 
 from mars_action.cli import main
-from mars_action.data.synthetic import generate_dataset, spec_with_classes
-from mars_action.flow.extract import FlowJob, extract_flow
 from mars_action.models import build_model, load_checkpoint
 from mars_action.training import plan_phases
 from mars_action.training.build import build_student
-from mars_action.video.extract import extract_frames
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory) -> Path:
-    """A frame store with flow of ``mars synth`` videos (Farneback: fast)."""
-    root = tmp_path_factory.mktemp("pretrain")
-    spec = spec_with_classes(2, videos_per_class=4, num_frames=10, height=32, width=32)
-    generate_dataset(root / "videos", spec, progress=False)
-    extract_frames(root / "videos", root / "frames", fps=None, short_side=32, workers=1)
-    extract_flow(root / "frames", FlowJob(method="farneback"), workers=1)
-    return root / "frames"
 
 
 def args(store: Path, teacher: str, run: Path, *extra: str) -> list[str]:
@@ -47,11 +32,11 @@ def test_pretrain_plans_the_teacher_terms_on_the_backbone():
     assert phase.objective.distill.uses_teacher
 
 
-def test_pretrain_writes_a_start_for_mars_train_and_resumes(store, tmp_path, capsys):
+def test_pretrain_writes_a_start_for_mars_train_and_resumes(synth_flow_store, tmp_path, capsys):
     teacher = save_teacher(tmp_path)
     run = tmp_path / "pre"
-    assert main(args(store, teacher, run, "schedule.epochs=1")) == 0
-    assert main(args(store, teacher, run, "schedule.epochs=2", "--resume")) == 0
+    assert main(args(synth_flow_store, teacher, run, "schedule.epochs=1")) == 0
+    assert main(args(synth_flow_store, teacher, run, "schedule.epochs=2", "--resume")) == 0
     out = capsys.readouterr().out
     assert "resuming" in out and "model.pretrained=" in out
     history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

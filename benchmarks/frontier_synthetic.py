@@ -121,7 +121,8 @@ def run_job(arch: str, dataset: str, split: int, seed: int, names: list[str]) ->
             done.write_text(json.dumps({
                 "seconds": round(time.perf_counter() - tic, 1),
                 "train_acc": last.get("train_acc"), "val_acc_last": last.get("val_acc"),
-                "val_acc_last10": mt._late_val(run_dir) / 100, "epochs": summary.epochs,
+                "val_acc_last10": mt.study_tables.late_val(run_dir) / 100,
+                "epochs": summary.epochs,
                 "uptime": os.getloadavg()}, indent=1))
         if "failed" not in json.loads(done.read_text()):
             test(mt, arch, name, config, settings, layout)
@@ -220,7 +221,7 @@ def gains(rows: dict[str, dict[str, Any]], dataset: str,
 
 def paired(mt, dataset: str, pairs: list[tuple[int, int]]) -> dict[str, Any]:
     """Per family, MARS against RGB over the test videos of every pair pooled: videos only
-    one of them gets right and the exact sign test (the study's ``_paired``), to say
+    one of them gets right and the exact sign test (``study_tables.paired``), to say
     whether a gain is more than a few lucky videos."""
     hits: dict[tuple[str, str], dict[str, int]] = {}
     for split, seed in pairs:
@@ -239,8 +240,9 @@ def paired(mt, dataset: str, pairs: list[tuple[int, int]]) -> dict[str, Any]:
         if arch in LIGHT and (REFERENCE, "rgb") in hits and videos.keys() - hits[
                 (REFERENCE, "rgb")].keys():
             raise ValueError(f"{arch} {name}: test videos differ from {REFERENCE}'s")
+    paired = mt.study_tables.paired
     return {arch: {"videos": len(hits[(arch, "rgb")]),
-                   **mt._paired(hits[(arch, "mars_paper")], hits[(arch, "rgb")], tags)}
+                   **paired(hits[(arch, "mars_paper")], hits[(arch, "rgb")], tags)}
             for arch in (REFERENCE, *LIGHT)
             if (arch, "rgb") in hits and (arch, "mars_paper") in hits}
 

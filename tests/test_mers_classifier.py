@@ -17,11 +17,11 @@ def test_classifier_from_teacher_copies_it_and_refuses_another_shape(tmp_path):
     teacher, _ = load_checkpoint(path)
     model = build_model("resnet10_tiny", num_classes=3)
     assert not torch.equal(model.fc.weight, teacher.fc.weight)
-    classifier_from_teacher(model, path)
+    classifier_from_teacher(model, teacher, path)
     assert torch.equal(model.fc.weight, teacher.fc.weight)
     assert torch.equal(model.fc.bias, teacher.fc.bias)
     with pytest.raises(MarsError, match="flow.pt: mers.classifier_init teacher"):
-        classifier_from_teacher(build_model("resnet10_tiny", num_classes=4), path)
+        classifier_from_teacher(build_model("resnet10_tiny", num_classes=4), teacher, path)
 
 
 @pytest.mark.parametrize("init", ["random", "teacher"])

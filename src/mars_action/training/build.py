@@ -74,16 +74,16 @@ def build_teacher(config: ExperimentConfig, student: nn.Module, process: Process
     return teacher
 
 
-def classifier_from_teacher(model: nn.Module, teacher_path: str) -> None:
+def classifier_from_teacher(model: nn.Module, teacher: nn.Module, teacher_path: str) -> None:
     """MERS ``mers.classifier_init: teacher``: the student's classifier becomes a copy of
     the Flow teacher's.
 
     MERS learns to reproduce the teacher's pooled feature, so the teacher's classifier is
     the one that reads it: the mimic phase keeps it frozen (a ``distill.kd`` term then
     reaches the backbone through it) and the classify phase fine-tunes it from there,
-    instead of fitting a random one in a few labelled epochs.
+    instead of fitting a random one in a few labelled epochs. ``teacher`` is the one the
+    run already built (:func:`build_teacher`), so its checkpoint is read once.
     """
-    teacher, _ = load_checkpoint(teacher_path, expect_modality="flow")
     mine, theirs = model.get_classifier(), teacher.get_classifier()
     shapes = [tuple(getattr(m, "weight", torch.empty(0)).shape) for m in (mine, theirs)]
     if not isinstance(theirs, nn.Linear) or shapes[0] != shapes[1]:

@@ -135,8 +135,6 @@ def _train(config, run_dir, process, resume, train_set, val_set, class_names) ->
     model = build.prepare(build.build_student(config, len(class_names)), config, process)
     if training is not None:
         load_state_dict_exactly(model, training["weights"], source="last.pt")
-    elif config.stream == "mers" and config.mers.classifier_init == "teacher":
-        build.classifier_from_teacher(model, config.distill.teacher)
     run = Run(
         config=config,
         run_dir=run_dir,
@@ -193,6 +191,9 @@ def _run_phases(run: Run, training: dict[str, Any] | None) -> None:
     teacher = stats = adapters = None
     if build.needs_teacher(phases):
         teacher = build.build_teacher(run.config, run.model, run.process)
+        if training is None and run.config.stream == "mers" and \
+                run.config.mers.classifier_init == "teacher":
+            build.classifier_from_teacher(run.model, teacher, run.config.distill.teacher)
         stats = build.teacher_stats(run.config, phases, teacher, run.train_loader, run.process)
         # A teacher of another family: learned maps from the student's outputs to its shapes.
         names = [n for p in phases for n in p.objective.distill.outputs]

@@ -238,11 +238,11 @@ class Distiller(nn.Module):
             total = spec.alpha * mse
         if spec.kd:
             parts["kd"] = kd_kl(student["logits"], teacher["logits"], spec.temperature)
-            total = _add(total, spec.kd * parts["kd"])
+            total = add_term(total, spec.kd * parts["kd"])
         if spec.attention:
             parts["at"] = sum(weight * attention_transfer(student[layer], teacher[layer])
                               for layer, weight in spec.attention)
-            total = _add(total, parts["at"])
+            total = add_term(total, parts["at"])
         parts = {k: v.detach() for k, v in parts.items()}
         parts["distill"] = total
         return parts
@@ -257,7 +257,8 @@ class Distiller(nn.Module):
         return mine, target
 
 
-def _add(total: torch.Tensor | None, term: torch.Tensor) -> torch.Tensor:
+def add_term(total: torch.Tensor | None, term: torch.Tensor) -> torch.Tensor:
+    """A loss sum that starts at its first term (no zero tensor of a guessed device/dtype)."""
     return term if total is None else total + term
 
 

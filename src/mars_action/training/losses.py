@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mars_action.training.distill import Distiller, DistillSpec, apply_adapters
+from mars_action.training.distill import Distiller, DistillSpec, add_term, apply_adapters
 from mars_action.training.flow_regression import FLOW_OUTPUT, flow_regression_loss
 
 UNLABELED = -1  # the label of a clip without one (distill.unlabeled): CE skips it
@@ -184,11 +184,11 @@ class StreamLoss(nn.Module):
         if self.distiller is not None:
             parts.update(self.distiller(outputs, batch["flow"]))
             weighted = parts.pop("distill")
-            loss = weighted if loss is None else loss + weighted
+            loss = add_term(loss, weighted)
         weight = self.objective.distill.flow_regression
         if weight:
             epe = flow_regression_loss(outputs[FLOW_OUTPUT], batch["flow"])
             parts["epe"] = epe.detach()
-            loss = weight * epe if loss is None else loss + weight * epe
+            loss = add_term(loss, weight * epe)
         parts["loss"] = loss
         return parts

@@ -1,4 +1,5 @@
-"""Training pieces: losses and the frozen teacher, MERS phases, fine-tuning, configs, samplers."""
+"""Training pieces: losses and the frozen teacher, MERS phases, fine-tuning, samplers
+(experiment configs: test_training_configs.py)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,9 @@ from torch.utils.data import Dataset
 
 from mars_action.errors import MarsError
 from mars_action.models import CheckpointMeta, build_model, save_checkpoint
-from mars_action.models.registry import canonical_name
 from mars_action.training import engine as engine_module
 from mars_action.training import load_experiment, plan_phases
-from mars_action.training.build import build_engine, make_meta
+from mars_action.training.build import build_engine
 from mars_action.training.distill import DistillSpec, load_teacher
 from mars_action.training.distributed import Process
 from mars_action.training.engine import train_one_epoch
@@ -23,7 +23,6 @@ from mars_action.training.loading import EpochSampler, SeededSamples
 from mars_action.training.losses import Objective, StreamLoss, Student
 from mars_action.training.optim import set_train_mode
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 CPU = Process(0, 1, torch.device("cpu"))
 
 
@@ -317,67 +316,6 @@ def test_ft_begin_index_really_freezes(frozen_bn, stats_move):
         assert torch.equal(before[name], param) != is_trained, name
     moved = not torch.equal(before["layer1.0.bn1.running_mean"], model.layer1[0].bn1.running_mean)
     assert moved == stats_move
-
-
-def test_yaml_overrides_and_recipes(tmp_path):
-    path = tmp_path / "exp.yaml"
-    path.write_text("stream: flow\ndata:\n  clip_len: 64\nmodel:\n  arch: resnet10_tiny\n")
-    config = load_experiment(path, ["schedule.epochs=3"])
-    assert (config.name, config.schedule.epochs, config.optim.lr) == ("exp", 3, 0.01)
-    assert (config.optim.momentum, config.optim.dampening, config.optim.weight_decay) == (
-        0.9,
-        0.0,
-        5e-4,
-    )
-    released = load_experiment(path, ["recipe=released", "model.pretrained=k.pt"])
-    assert (released.optim.lr, released.optim.weight_decay, released.optim.dampening) == (
-        1e-3,
-        1e-5,
-        0.9,
-    )
-    assert released.model.frozen_bn == "update"
-    assert not released.data.scale_flow_vectors and config.data.scale_flow_vectors
-    assert make_meta(config, ["a", "b"]).flow_vectors_scaled
-    assert not make_meta(released, ["a", "b"]).flow_vectors_scaled
-    scratch = load_experiment(path, ["recipe=released", "optim.lr=0.05"])
-    assert (scratch.optim.lr, scratch.optim.weight_decay) == (0.05, 1e-3)  # explicit value wins
-
-
-@pytest.mark.parametrize(
-    "overrides, message",
-    [
-        (["stream=mars"], "distill.teacher"),
-        (
-            [
-                "stream=mers",
-                "distill.teacher=t.pt",
-                "mers.classifier_epochs=5",
-                "schedule.epochs=5",
-            ],
-            "classifier_epochs",
-        ),
-        (["stream=mers", "distill.teacher=t.pt", "distill.feature=layer3"], "pooled"),
-        (["stream=mars", "distill.teacher=t.pt", "distill.hint=pooled"], "distill.hint"),
-        (["stream=rgbb"], "stream"),
-        (["model.ft_begin_index=6"], "ft_begin_index"),
-        (["train.amp=fp8"], "train.amp"),
-    ],
-)
-def test_bad_configs_are_one_clear_error(overrides, message):
-    with pytest.raises(MarsError, match=message):
-        load_experiment(None, overrides)
-
-
-def test_every_config_in_configs_parses():
-    paths = sorted(CONFIGS.rglob("*.yaml"))
-    assert len(paths) >= 64 + 4
-    for path in paths:
-        config = load_experiment(path)
-        assert config.optim.lr and plan_phases(config), path
-        assert canonical_name(config.model.arch)  # the architecture exists
-    paper = {p.name for p in (CONFIGS / "paper").glob("*.yaml")}
-    assert paper == {p.name for p in (CONFIGS / "released").glob("*.yaml")}
-    assert {"ucf101_mars_16f.yaml", "kinetics_flow_64f.yaml", "minikinetics_mers_16f.yaml"} <= paper
 
 
 def test_epoch_sampler_shares_resumes_and_reshuffles():

@@ -12,7 +12,7 @@ writes ``results.json`` and ``results.md`` beside this file (plus
 ``benchmarks/results/paper_claims.json`` through the harness). Usage::
 
     .venv/bin/python benchmarks/paper_claims/run.py [--datasets synthetic ucf101]
-        [--seeds 0 1 2] [--work benchmarks/paper_claims/runs]
+        [--seeds 0 1 2] [--work benchmarks/paper_claims/runs] [--fresh]
 """
 
 from __future__ import annotations
@@ -63,17 +63,19 @@ DATASETS = {"synthetic": synthetic_settings, "ucf101": ucf101_settings}
 
 
 def measure(dataset: str, seeds: list[int], work: Path, workers: int | None,
-            threads: int | None = None) -> dict[str, Any]:
+            threads: int | None = None, fresh: bool = False) -> dict[str, Any]:
     """Every seed's results.json, and their mean and std per Table 1 row.
 
     A seed whose runs are complete is only re-read (the pipeline resumes), so seeds can
-    be run in parallel processes first and gathered by one more call.
+    be run in parallel processes first and gathered by one more call. ``fresh`` starts
+    each seed's folder over (the demo's ``--fresh``; the shared store is kept): a folder
+    made with other settings is refused otherwise.
     """
     runs = []
     for seed in seeds:
         settings = dataclasses.replace(DATASETS[dataset](seed), threads=threads)
         print(f"\n===== {dataset}, seed {seed} =====", flush=True)
-        runs.append(run(work / dataset / f"seed{seed}", settings, workers=workers,
+        runs.append(run(work / dataset / f"seed{seed}", settings, fresh=fresh, workers=workers,
                         store=work / dataset / "store"))
     per_seed = [{"seed": seed, "table1": result["table1"], "table1_static": result["table1_static"],
                  "total_seconds": result["total_seconds"]}
@@ -143,11 +145,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads for training (1 when other work shares the cores)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="start each seed's folder over (folders of an earlier recipe); "
+                        "the videos, frames and flow of the store are kept")
     args = parser.parse_args()
     results: dict[str, Any] = {"datasets": _earlier_datasets(), "recipe": _recipe()}
     for dataset in args.datasets:
         results["datasets"][dataset] = measure(dataset, args.seeds, args.work, args.workers,
-                                               args.threads)
+                                               args.threads, args.fresh)
     if "synthetic" in results["datasets"]:
         results["targets"] = check_targets(results["datasets"]["synthetic"])
     (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -9,6 +9,8 @@ FORMAT_NAMES = ("folder", "hmdb51", "kinetics", "manifest", "minikinetics", "sth
 
 
 def register(subparsers) -> None:
+    """Add ``mars data-summary`` to ``mars`` (``cli.py`` calls this); the handlers import torch
+    and the stage's modules themselves, so building the parser stays light."""
     parser = subparsers.add_parser(
         "data-summary",
         help="classes, videos per split and missing videos/frames of a dataset",

@@ -36,19 +36,36 @@ Transform = Callable[[Mapping[str, np.ndarray], np.random.Generator], dict[str, 
 
 
 class ClipSampler(Protocol):
+    """Which frames an item reads (``data.sampling``), kept apart from how they are read.
+
+    Called with a video's frame count, it returns 0-based indices: ``(T,)`` for one clip,
+    ``(K, T)`` for every clip of a test video (``multi_clip``: the item then holds a clip
+    axis, and batches need :func:`collate_videos`).
+    """
+
     multi_clip: bool
 
     def __call__(self, num_frames: int, rng: np.random.Generator) -> np.ndarray: ...
 
 
 class FrameSource(Protocol):
+    """Where frames come from (a frame store, video files, video files with flow packs):
+    the dataset only samples and transforms, so every source gets the same clips."""
+
     modalities: tuple[str, ...]
 
-    def prepare(self, records: Sequence[VideoRecord]) -> list[Any]: ...
+    def prepare(self, records: Sequence[VideoRecord]) -> list[Any]:
+        """A location per record (None: skipped and reported), found once up front so
+        that a missing video fails before training, not in the middle of an epoch."""
+        ...
 
-    def num_frames(self, location: Any) -> int: ...
+    def num_frames(self, location: Any) -> int:
+        """Frames of a video, which the sampler needs before any frame is read."""
+        ...
 
-    def frame_size(self, location: Any) -> tuple[int, int]: ...
+    def frame_size(self, location: Any) -> tuple[int, int]:
+        """(height, width), so that the crop window is known before decoding."""
+        ...
 
     def read(
         self,
@@ -56,7 +73,11 @@ class FrameSource(Protocol):
         indices: Sequence[int],
         window: tuple[int, int, int, int] | None = None,
         reduction: int = 1,
-    ) -> dict[str, np.ndarray]: ...
+    ) -> dict[str, np.ndarray]:
+        """Frames at ``indices`` per modality, only the crop ``window`` (top, left,
+        height, width) and at ``1 / reduction`` of the size where the source can: the
+        transform decides both, so that frames are not decoded whole to be cropped."""
+        ...
 
 
 class ClipDataset(Dataset):
@@ -89,10 +110,12 @@ class ClipDataset(Dataset):
 
     @property
     def modalities(self) -> tuple[str, ...]:
+        """The source's modalities: the keys of every item besides label and video_id."""
         return self.source.modalities
 
     @property
     def labels(self) -> list[int]:
+        """Each video's class index, in item order, without reading any frame."""
         return [record.label for record in self.records]
 
     def summary(self) -> str:

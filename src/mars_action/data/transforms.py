@@ -193,6 +193,8 @@ class CropTransform:
         self.scale_vectors = scale_vectors
 
     def plan(self, height: int, width: int, rng: np.random.Generator | None) -> ClipPlan:
+        """The crop box, flip and decoding reduction for frames of this size, drawn
+        before any frame is read so that the source decodes only the box."""
         raise NotImplementedError
 
     def finish(self, crops: Mapping[str, np.ndarray], plan: ClipPlan) -> dict[str, torch.Tensor]:
@@ -254,6 +256,7 @@ class TrainTransform(CropTransform):
         self.flip_prob = flip_prob
 
     def plan(self, height: int, width: int, rng: np.random.Generator | None) -> ClipPlan:
+        """A random scale and corner and a coin flip, one draw for every modality."""
         box = sample_corner_box(height, width, rng, self.scales, self.positions)
         return self._plan(box, rng.random() < self.flip_prob)
 
@@ -277,6 +280,7 @@ class EvalTransform(CropTransform):
         self.scale = scale
 
     def plan(self, height: int, width: int, rng: np.random.Generator | None = None) -> ClipPlan:
+        """The centre square, never flipped: the same clip on every evaluation."""
         return self._plan(corner_box(height, width, self.scale, "c"), False)
 
 

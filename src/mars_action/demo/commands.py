@@ -11,6 +11,8 @@ from mars_action.errors import MarsError
 
 
 def register(subparsers) -> None:
+    """Add ``mars synth`` and ``mars demo`` to ``mars`` (``cli.py`` calls this); the handlers
+    import torch and the stage's modules themselves, so building the parser stays light."""
     _register_synth(subparsers)
     _register_demo(subparsers)
 

@@ -153,6 +153,8 @@ class DemoSettings:
         return (*STREAMS[:2], *step, *self.streams[2:])
 
     def to_dict(self) -> dict:
+        """Plain JSON-able data with the kind of source: the demo folder keeps it to refuse
+        a second run with other settings, and the paper-claims results record it."""
         return {"source_kind": type(self.source).__name__, **dataclasses.asdict(self)}
 
 
@@ -166,48 +168,62 @@ class Layout:
 
     @property
     def store(self) -> Path:
+        """Where the videos, frames and flow live: shared by seeds when given, since
+        TV-L1 dominates the demo's time and does not depend on the seed."""
         return self.shared or self.root
 
     @property
     def data(self) -> Path:
+        """The generated synthetic videos (a dataset on disk is read where it is)."""
         return self.store / "data"
 
     @property
     def manifest(self) -> Path:
+        """The synthetic set's manifest: labels and its train/test split."""
         return self.data / MANIFEST
 
     @property
     def frames(self) -> Path:
+        """The frame store, with the TV-L1 flow beside the frames."""
         return self.store / "frames"
 
     @property
     def runs(self) -> Path:
+        """One ``mars train`` run folder per training (per seed: under ``root``)."""
         return self.root / "runs"
 
     def run(self, stream: str) -> Path:
+        """The run folder of one stream or of the pretraining step."""
         return self.runs / stream
 
     def checkpoint(self, stream: str) -> Path:
+        """The checkpoint the demo tests and that later streams start or distil from."""
         return self.run(stream) / "checkpoints" / "best.pt"
 
     @property
     def scores(self) -> Path:
+        """Score files of every stream on normal and static clips (read back, not
+        recomputed, when the demo runs again)."""
         return self.root / "scores"
 
     @property
     def analysis(self) -> Path:
+        """Table 1 as text and the static-clip figure."""
         return self.root / "analysis"
 
     @property
     def report(self) -> Path:
+        """The HTML report, the first thing to open."""
         return self.root / "report.html"
 
     @property
     def settings(self) -> Path:
+        """The settings the folder was made with: a run with others is refused, not mixed."""
         return self.root / "demo-settings.json"
 
     @property
     def results(self) -> Path:
+        """Every number of the run (tables, static clips, stage times) as JSON."""
         return self.root / "results.json"
 
 

@@ -13,6 +13,8 @@ _SAFE_NAME = re.compile(r"[^\w.-]+")  # video ids -> file names
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``mars analyze`` and its analyses to ``mars`` (``cli.py`` calls this); the handlers
+    import torch and the stage's modules themselves, so building the parser stays light."""
     analyze = subparsers.add_parser(
         "analyze", help="the paper's analyses: figures (PNG) and their numbers (JSON)")
     kinds = analyze.add_subparsers(dest="analysis", metavar="ANALYSIS", required=True)

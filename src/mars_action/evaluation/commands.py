@@ -11,6 +11,9 @@ from mars_action.evaluation.arguments import add_data_arguments, add_model_argum
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``mars eval``, ``mars fuse`` and ``mars report`` to ``mars`` (``cli.py`` calls this);
+    the handlers import torch and the stage's modules themselves, so building the parser stays
+    light."""
     evaluate_parser = subparsers.add_parser(
         "eval", help="video-level accuracy of a checkpoint; writes per-video scores"
     )

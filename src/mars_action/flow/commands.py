@@ -15,6 +15,9 @@ PRESET_NAMES = ("opencv-cpu", "opencv-cuda")
 
 
 def register(subparsers) -> None:
+    """Add ``mars flow`` and ``mars flow-check`` to ``mars`` (``cli.py`` calls this); the
+    handlers import torch and the stage's modules themselves, so building the parser stays
+    light."""
     _register_flow(subparsers)
     _register_check(subparsers)
 

@@ -28,6 +28,9 @@ RUNTIMES = ("auto", "pytorch", "onnxruntime")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``mars predict``, ``mars stream`` and ``mars export`` to ``mars`` (``cli.py`` calls
+    this); the handlers import torch and the stage's modules themselves, so building the parser
+    stays light."""
     predict = subparsers.add_parser(
         "predict", help="recognise actions in video files with an RGB/MARS model (no flow)"
     )

@@ -54,10 +54,12 @@ class Prediction:
 
     @property
     def duration(self) -> float:
+        """Seconds of video read, at the checkpoint's frame rate."""
         return self.num_frames / self.fps
 
     @property
     def label(self) -> str:
+        """The most probable class: the answer when one label is wanted."""
         return self.topk[0][0]
 
     def running_topk(self, clip_index: int, k: int) -> TopK:
@@ -111,6 +113,8 @@ class VideoFailure:
     reason: str
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON line of ``mars predict --json`` for this video, so that a batch's
+        output keeps one line per input, failed or not."""
         return {"video": self.source, "error": self.reason}
 
 

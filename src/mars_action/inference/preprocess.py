@@ -35,6 +35,8 @@ class Preprocessing:
 
     @classmethod
     def from_meta(cls, meta: CheckpointMeta) -> Preprocessing:
+        """The checkpoint's own frame rate, size, crop, clip length and normalisation, so
+        that inference sees frames as the network was trained on them."""
         return cls(
             fps=float(meta.fps),
             short_side=int(meta.short_side),

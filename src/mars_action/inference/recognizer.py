@@ -150,6 +150,7 @@ class Recognizer:
 
     @property
     def class_names(self) -> list[str]:
+        """Index -> label, from the checkpoint (or ``--labels``): how logits are named."""
         return self.meta.class_names
 
     def predict(

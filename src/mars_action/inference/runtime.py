@@ -60,6 +60,8 @@ def default_cache_dir() -> Path:
 
 
 def onnxruntime_available() -> bool:
+    """Whether ONNX Runtime can be imported, checked without importing it (``auto``
+    then falls back to PyTorch instead of failing: it is an optional dependency)."""
     return importlib.util.find_spec("onnxruntime") is not None
 
 

@@ -43,6 +43,8 @@ class WindowPrediction:
     looped: bool = False
 
     def format_line(self) -> str:
+        """One line per window for ``mars stream``: time span, top-k, latency, and a
+        note when the stream was shorter than one clip (its frames looped)."""
         labels = "  ".join(f"{label} {p:.3f}" for label, p in self.topk)
         note = "  (looped: fewer frames than one clip)" if self.looped else ""
         return (

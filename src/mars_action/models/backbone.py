@@ -52,6 +52,8 @@ class Backbone(nn.Module):
         return pooled if pre_logits else self.fc(pooled)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, T, H, W) clips -> (B, num_classes) logits, through the two halves that
+        class activation maps and feature extraction call on their own."""
         return self.forward_head(self.forward_features(x))
 
     def forward_with_features(
@@ -75,6 +77,8 @@ class Backbone(nn.Module):
         self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
 
     def get_classifier(self) -> nn.Module:
+        """The head on the pooled feature (timm's interface): MERS trains it alone and
+        may start it as a copy of the teacher's."""
         return self.fc
 
 

@@ -9,6 +9,9 @@ from mars_action.errors import MarsError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``mars model-info`` and ``mars convert`` to ``mars`` (``cli.py`` calls this); the
+    handlers import torch and the stage's modules themselves, so building the parser stays
+    light."""
     info = subparsers.add_parser(
         "model-info", help="parameters and GMACs of a model for a clip shape"
     )

@@ -148,6 +148,8 @@ class VideoResNet(Backbone):
         init_weights(self)
 
     def forward_stages(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The ``layer3`` and ``layer4`` maps: the ones distillation and hints compare
+        (``Backbone.feature_names``), so earlier stages are not kept."""
         x = self.layer2(self.layer1(self.stem(x)))  # (B, 128, T/2, H/4, W/4) for R3D
         layer3 = self.layer3(x)
         layer4 = self.layer4(layer3)  # (B, 512, T/8, H/16, W/16) for R3D and R(2+1)D

@@ -142,6 +142,8 @@ class X3d(Backbone):
         init_weights(self)
 
     def forward_stages(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The ``layer3`` map and ``layer4`` after its 1x1x1 expansion (``conv5``): the
+        maps distillation compares, under the names every family shares."""
         x = self.layer2(self.layer1(self.stem(x)))  # (B, 48, T, H/8, W/8)
         layer3 = self.layer3(x)  # (B, 96, T, H/16, W/16)
         layer4 = self.conv5(self.layer4(layer3))  # (B, 432, T, H/32, W/32)

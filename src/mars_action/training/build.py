@@ -67,6 +67,8 @@ def prepare(model: nn.Module, config: ExperimentConfig, process: Process) -> nn.
 
 
 def build_teacher(config: ExperimentConfig, student: nn.Module, process: Process) -> nn.Module:
+    """The frozen Flow teacher on the run's device, checked against the student and the
+    flow scaling; channels_last like the student when asked (it runs on every batch too)."""
     teacher = load_teacher(config.distill.teacher, student, distill_spec(config.distill),
                            process.device, scaled_vectors=config.data.scale_flow_vectors)
     if config.model.channels_last:
@@ -189,6 +191,7 @@ def build_engine(
 
 
 def needs_teacher(phases: list[Phase]) -> bool:
+    """Whether any phase has a teacher term: a run without one never reads the teacher."""
     return any(p.objective.uses_teacher for p in phases)
 
 

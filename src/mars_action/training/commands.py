@@ -9,6 +9,9 @@ from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``mars train`` and ``mars pretrain`` to ``mars`` (``cli.py`` calls this); the
+    handlers import torch and the stage's modules themselves, so building the parser stays
+    light."""
     parser = subparsers.add_parser(
         "train",
         help="train an RGB, Flow, MERS or MARS stream from a YAML experiment",

@@ -69,6 +69,10 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
+    """The network and its start: architecture, the checkpoint to fine-tune, what stays
+    frozen (on UCF101 and HMDB51 the paper trains only the last block and the classifier
+    of its Kinetics networks)."""
+
     arch: str = "resnext101"
     pretrained: str | None = None  # a checkpoint to fine-tune from (ours or a released .pth)
     ft_begin_index: int = 0  # 0: train all; k in 1..4: layer{k..4} + fc; 5: fc only
@@ -90,6 +94,9 @@ class OptimConfig:
 
 @dataclass
 class ScheduleConfig:
+    """How long and how the learning rate falls (the recipes' plateau schedule by default,
+    cosine for short runs from scratch)."""
+
     epochs: int = 250
     scheduler: str = "plateau"  # plateau (on val loss) | step | cosine | constant
     patience: int = 10
@@ -139,6 +146,9 @@ class MersConfig:
 
 @dataclass
 class TrainConfig:
+    """How the loop runs, not what it learns: device, precision, accumulation, seeds,
+    checkpoint cadence and which epoch ``best.pt`` keeps."""
+
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: str = "auto"  # auto (bf16 on CUDA where supported, else fp16; off on CPU) | ...
     grad_accum: int = 1  # micro-batches per optimizer step
@@ -152,6 +162,11 @@ class TrainConfig:
 
 @dataclass
 class ExperimentConfig:
+    """One training run, whole: what ``config.yaml`` in its run folder holds, so that the
+    run can be resumed or repeated from the folder alone. ``stream`` picks the objective
+    (``pretrain``: flow regression without labels, ``mars pretrain``); ``name`` defaults
+    to the YAML file's stem and names the run folder."""
+
     name: str = ""
     stream: str = "rgb"  # rgb | flow | mars | mers
     recipe: str = "paper"  # paper | released

@@ -139,6 +139,7 @@ class DistillSpec:
 
     @property
     def uses_teacher(self) -> bool:
+        """A term compares with the teacher: it must be loaded and run on the flow."""
         return bool(self.alpha or self.kd or self.attention)
 
     @property
@@ -176,6 +177,8 @@ def target_key(name: str, pooled: bool) -> str:
 
 
 def as_target(value: torch.Tensor, pooled: bool) -> torch.Tensor:
+    """An output as a term compares it, pooled or whole: the teacher's statistics and
+    the loss must see the same tensor."""
     return pool(value) if pooled else value
 
 
@@ -228,6 +231,8 @@ class Distiller(nn.Module):
 
     def forward(self, student: dict[str, torch.Tensor],
                 flow: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The parts for the student's named outputs and the same samples' flow clips
+        (the teacher runs here under ``no_grad``: no graph is kept for it, none reaches it)."""
         spec, teacher = self.spec, self.targets(flow)
         parts: dict[str, torch.Tensor] = {}
         total = None

@@ -28,10 +28,12 @@ class Process:
 
     @property
     def is_main(self) -> bool:
+        """Rank 0: the one process that writes logs, checkpoints and progress bars."""
         return self.rank == 0
 
     @property
     def distributed(self) -> bool:
+        """More than one process: collectives are needed (a no-op otherwise)."""
         return self.world_size > 1
 
 
@@ -63,6 +65,8 @@ def start(device_name: str) -> Process:
 
 
 def stop(process: Process) -> None:
+    """Leave the process group this run joined, so that a next run in the same process
+    (tests, sweeps) can join again."""
     if process.distributed and dist.is_initialized():
         dist.destroy_process_group()
 
@@ -83,6 +87,8 @@ def any_process(flag: bool, process: Process) -> bool:
 
 
 def barrier(process: Process) -> None:
+    """Wait for every process (nothing in a single one): ranks leave together, so that
+    none tears the group down while rank 0 still writes."""
     if process.distributed:
         dist.barrier()
 

@@ -109,6 +109,8 @@ class Meter:
         self.present: set[str] = set()
 
     def add(self, parts: dict[str, torch.Tensor], logits: torch.Tensor, labels: torch.Tensor):
+        """Add a batch, weighted by its labelled clips, without a host sync (no
+        ``.item()`` per step)."""
         labelled = labels >= 0  # unlabelled clips (label -1) only feed the teacher terms
         count = labelled.sum().double()
         self.present.update(k for k in PARTS if k in parts)
@@ -126,6 +128,7 @@ class Meter:
         self.present.update(present)
 
     def result(self, process: Process) -> dict[str, float]:
+        """Means over every process's clips: the parts seen, ``acc`` and ``clips``."""
         sums = all_reduce_sum(self.sums.clone(), process).tolist()
         count = max(sums[-1], 1.0)
         out = {k: sums[i] / count for i, k in enumerate(PARTS) if k in self.present}
@@ -157,6 +160,8 @@ def _why(loss: float, peak: float, where: str) -> str:
 
 
 def optimizer_step(engine: Engine) -> None:
+    """Step through the grad scaler (it skips steps with inf gradients under fp16) and
+    free the gradients (``set_to_none``: less memory, no zeroing kernel)."""
     engine.scaler.step(engine.optimizer)
     engine.scaler.update()
     engine.optimizer.zero_grad(set_to_none=True)

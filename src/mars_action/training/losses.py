@@ -51,6 +51,7 @@ class Objective:
 
     @property
     def uses_teacher(self) -> bool:
+        """Whether a Flow teacher must be loaded (flow regression alone needs none)."""
         return self.distill.uses_teacher
 
     @property
@@ -137,6 +138,10 @@ class Student(nn.Module):
     def forward(
         self, clips: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
+        """(B, C, T, H, W) clips -> (B, K) logits and the outputs the loss compares
+        (through their adapters; None when no term reads them). With a detached
+        classifier (MERS's second step) the logits are the classifier on the pooled
+        feature without its gradient, so that CE trains only the classifier."""
         spec, detach = self.objective.distill, self.objective.detach_classifier
         names = spec.outputs if spec.uses_teacher else ()
         regress = (spec.flow_layer,) if spec.flow_regression else ()
@@ -171,13 +176,11 @@ class StreamLoss(nn.Module):
         self.distiller = (Distiller(objective.distill, teacher, stats)
                           if objective.uses_teacher else None)
 
-    @property
-    def teacher(self) -> nn.Module | None:
-        return None if self.distiller is None else self.distiller.teacher
-
     def forward(
         self, logits: torch.Tensor, outputs: dict[str, torch.Tensor] | None, batch: dict
     ) -> dict[str, torch.Tensor]:
+        """The parts of one batch; CE in fp32 under autocast, and unlabelled clips
+        (label -1) left out of CE, since they only feed the teacher terms."""
         ce = F.cross_entropy(logits.float(), batch["label"], ignore_index=UNLABELED)
         parts = {"ce": ce.detach()}
         loss = ce if self.objective.ce else None

@@ -23,6 +23,7 @@ class MetricsLog:
         self.board = _tensorboard(run_dir / "tensorboard")
 
     def append(self, record: dict[str, Any]) -> None:
+        """Write one epoch's record at once (a crash loses at most the running epoch)."""
         with self.path.open("a") as file:
             file.write(json.dumps(record) + "\n")
         if self.board is not None:
@@ -34,6 +35,7 @@ class MetricsLog:
             self.board.flush()
 
     def close(self) -> None:
+        """Flush and close TensorBoard's event file, so that the last epoch is on disk."""
         if self.board is not None:
             self.board.close()
 

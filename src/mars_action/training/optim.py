@@ -119,4 +119,6 @@ def step_scheduler(scheduler, val_loss: float | None) -> None:
 
 
 def learning_rates(optimizer: torch.optim.Optimizer) -> list[float]:
+    """The current rate of each param group (the adapters train in a second one), as
+    the epoch's record logs them."""
     return [float(group["lr"]) for group in optimizer.param_groups]

@@ -49,6 +49,8 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` saved, so that a resumed run draws the same clips,
+    and crops as one that never stopped."""
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     keys, pos, has_gauss, cached = state["numpy"]
@@ -96,6 +98,8 @@ def save_last(
 
 
 def save_best(path: Path, model: nn.Module, meta: CheckpointMeta, epoch: int, acc: float) -> Path:
+    """``best.pt``: weights and meta only (no optimizer), what evaluation and inference
+    load; the epoch and validation accuracy say why it was kept."""
     return save_checkpoint(path, model, meta, epoch=epoch, val_acc=acc)
 
 
@@ -108,5 +112,7 @@ def read_last(path: Path) -> tuple[dict[str, torch.Tensor], CheckpointMeta, dict
 
 
 def run_state(training: dict[str, Any]) -> RunState:
+    """The :class:`RunState` fields of a ``last.pt`` training dict (the rest are the
+    optimizer's, scheduler's and generators' states)."""
     names = RunState.__dataclass_fields__
     return RunState(**{k: v for k, v in training.items() if k in names})

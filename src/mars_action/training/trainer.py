@@ -82,10 +82,13 @@ class Run:
 
     @property
     def last(self) -> Path:
+        """The full training state, rewritten after each epoch (and every
+        ``train.save_every_steps``): what ``--resume`` reads."""
         return self.run_dir / "checkpoints" / "last.pt"
 
     @property
     def best(self) -> Path:
+        """Weights of the epoch ``train.select`` keeps: what evaluation loads."""
         return self.run_dir / "checkpoints" / "best.pt"
 
 

@@ -73,6 +73,8 @@ class BatchSummary:
 
     @property
     def failures(self) -> list[ItemResult]:
+        """The failed items, in input order: what the summary lists and the exit code
+        reports after the batch has gone on past them."""
         return [result for result in self.results if result.status == "failed"]
 
     @property

@@ -11,6 +11,8 @@ from mars_action.video.batch import parse_shard
 
 
 def register(subparsers) -> None:
+    """Add ``mars frames`` to ``mars`` (``cli.py`` calls this); the handlers import torch and
+    the stage's modules themselves, so building the parser stays light."""
     parser = subparsers.add_parser(
         "frames",
         help="decode videos into the frame store (JPEG frames at a fixed fps)",

@@ -11,8 +11,7 @@ Candidates (each built from the same checkpoint; failures are recorded, not fata
   once into oneDNN's blocked layout, activations kept in it between layers;
 - ``bf16_compile``: ``torch.compile`` (inductor, C++ codegen, weights frozen);
 - ``int8``: ``precision.convert`` (torch.ao FX static, per-channel weights, x86; the
-  first conv and the classifier in float32); ``int8_stem``: the first conv in int8 too
-  (resnet10_tiny's 7x7x7 stem is 85% of its MACs at 16x112x112);
+  first conv on 2x2 pixel blocks, max-pools and the classifier in float32);
 - ``fp32_jit``: ``fp32`` traced and frozen by TorchScript.
 
 Each round times every candidate at batch 1 and 8 in turn (median of the rounds), so
@@ -35,7 +34,7 @@ from pathlib import Path
 from harness import write_result
 
 CANDIDATES = ("fp32_eager", "fp32", "bf16", "bf16_jit", "bf16_mkldnn", "bf16_compile", "int8",
-              "int8_stem", "fp32_jit")
+              "fp32_jit")
 
 
 def build(name: str, model, calibration, example):
@@ -56,17 +55,7 @@ def build(name: str, model, calibration, example):
         return network, layout(network)
     if name == "int8":
         network = convert(model, "int8", torch.split(calibration, 8))
-        return network, lambda clips: clips
-    if name == "int8_stem":  # precision's choice of float layers, less the first conv
-        from mars_action.inference import precision
-
-        kept = precision._kept_in_float
-        precision._kept_in_float = lambda net: [n for n in kept(net) if n == "fc"]
-        try:
-            network = convert(model, "int8", torch.split(calibration, 8))
-        finally:
-            precision._kept_in_float = kept
-        return network, lambda clips: clips
+        return network, layout(network)
     if name == "fp32_jit":
         fp32 = convert(model, "fp32")
         with torch.inference_mode(), warnings.catch_warnings():
@@ -144,9 +133,11 @@ def measure(model, test, calibration, names, rounds: int, repeat: int) -> dict:
     return row
 
 
-def test_clips(checkpoint: Path, limit: int, stride: int = 1):
-    """The checkpoint's test clips of the study's synthetic set (every clip of the test
-    videos, in order, up to ``limit``) and 32 training clips for int8 calibration."""
+def test_clips(checkpoint: Path, limit: int, stride: int = 1, study: str = "synthetic"):
+    """The checkpoint's test clips (every clip of the test videos, in order, up to
+    ``limit``) and 32 training clips for int8 calibration, from the study that trained it:
+    the motion-transfer study's synthetic set (split 1, seed 0), or ``ucf101-112``:
+    UCF101 split 1 at 112 px (``deploy_ucf101.py``)."""
     import frontier_synthetic as fs
     import torch
     from bench_frontier import _clips
@@ -157,12 +148,17 @@ def test_clips(checkpoint: Path, limit: int, stride: int = 1):
 
     model, meta = load_checkpoint(checkpoint)
     mt = fs.study()
-    settings = mt.settings_for("synthetic", 1, 0)
-    layout = mt.layout_for("synthetic", 1, 0)
+    if study == "ucf101-112":
+        import deploy_ucf101
+
+        settings, layout = deploy_ucf101.settings(), deploy_ucf101.layout()
+    else:
+        settings, layout = mt.settings_for("synthetic", 1, 0), mt.layout_for("synthetic", 1, 0)
     videos = video_source(settings, layout)
     data = DataSettings(format=videos.format, root=videos.root, annotations=videos.annotations,
-                        frame_root=str(layout.frames), val_fraction=settings.val_fraction,
-                        seed=settings.split_seed, stride=stride)
+                        frame_root=str(layout.frames), fold=videos.fold,
+                        val_fraction=settings.val_fraction, seed=settings.split_seed,
+                        stride=stride, flow_prefix=mt.flow_prefix(settings))
     test = _clips(build_test_set(data, meta, "test"), "rgb", limit)
     config = mt.stream_experiment("rgb", settings, layout)
     train_set, _ = mt._datasets(config, settings)
@@ -180,13 +176,16 @@ def main() -> None:
     parser.add_argument("--sides", type=int, nargs="+", default=[0, 112],
                         help="clip sides (0: the trained size)")
     parser.add_argument("--clips", type=int, default=192, help="test clips for the agreement")
+    parser.add_argument("--study", choices=("synthetic", "ucf101-112"), default="synthetic",
+                        help="the data the checkpoint was trained on (its test videos)")
     parser.add_argument("--stride", type=int, default=1, help="the model's temporal stride")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--name", default="precision_speed", help="results/<name>.json")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    model, meta, test, calibration = test_clips(args.checkpoint, args.clips, args.stride)
+    model, meta, test, calibration = test_clips(args.checkpoint, args.clips, args.stride,
+                                                args.study)
     figures = {"checkpoint": str(args.checkpoint), "arch": meta.arch, "stream": meta.stream,
                "threads": 1, "rounds": args.rounds, "repeat": args.repeat, "sizes": {}}
     for side in args.sides:

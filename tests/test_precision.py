@@ -50,6 +50,26 @@ def test_int8_calibrated_on_clips_stays_close_to_float32():
         convert(model, "int8", [])
 
 
+def test_int8_runs_the_stem_on_pixel_blocks_and_pools_exactly():
+    from torch.ao.nn.intrinsic import quantized as q
+
+    from mars_action.inference.precision import FloatMaxPool3d
+    from mars_action.models.optimize import SpaceToDepth
+
+    model, clips = _model_and_clips()
+    network = convert(model, "int8", [clips[:8]])
+    stem = network.get_submodule("conv1")
+    assert isinstance(stem.fold, SpaceToDepth)  # kept float: reshapes before the quantize
+    assert isinstance(stem.conv, q.ConvReLU3d) and stem.conv.in_channels == 12
+    assert sum(isinstance(m, q.ConvReLU3d) for m in network.modules()) >= 5  # ReLUs fused
+    pools = [m for m in network.modules() if isinstance(m, FloatMaxPool3d)]
+    assert len(pools) == 1
+    ints = torch.quantize_per_tensor(torch.rand(2, 4, 6, 10, 10), 0.01, 3, torch.quint8)
+    want = torch.nn.functional.max_pool3d(ints, 3, 2, 1)  # PyTorch's int8 max-pool
+    got = pools[0](ints)
+    assert got.q_scale() == want.q_scale() and torch.equal(got.int_repr(), want.int_repr())
+
+
 def test_export_int8_stores_its_agreement_and_predicts(checkpoint, make_video, tmp_path, capsys):
     train = make_video("train.mp4", moving_square_frames(24, 96, 128, seed=1), crf=0)
     test = make_video("test.mp4", moving_square_frames(40, 96, 128, seed=2), crf=0)

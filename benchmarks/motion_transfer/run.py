@@ -227,9 +227,14 @@ def stream_experiment(name: str, settings: DemoSettings, layout: Layout):
     return config
 
 
-def run_job(dataset: str, split: int, seed: int, names: list[str]) -> None:
-    """Train (resumable) and test the streams of one split and seed; scores to JSON."""
-    settings, layout = settings_for(dataset, split, seed), layout_for(dataset, split, seed)
+def run_job(dataset: str, split: int, seed: int, names: list[str],
+            settings: DemoSettings | None = None, layout: Layout | None = None) -> None:
+    """Train (resumable) and test the streams of one split and seed; scores to JSON.
+
+    ``settings`` and ``layout`` replace the study's own (another frame size, another
+    folder: ``benchmarks/deploy_ucf101.py``)."""
+    settings = settings or settings_for(dataset, split, seed)
+    layout = layout or layout_for(dataset, split, seed)
     layout.root.mkdir(parents=True, exist_ok=True)
     for name in names:
         if "unlabeled" in STREAMS[name][2]:

@@ -3,11 +3,13 @@
 - ``bf16``: weights and activations in bfloat16; on a CPU with AVX-512 BF16 (or AMX)
   oneDNN runs the convolutions natively. Inputs and logits stay float32.
 - ``int8``: post-training static quantisation (``torch.ao`` FX graph mode, the ``x86``
-  backend: fbgemm/oneDNN kernels) of the BatchNorm-folded network, its activation
-  ranges calibrated on a few real clips. Measured on this project's 2-core EPYC
-  (one thread, 16x112x112): resnet10_tiny 41 -> 24 ms, 3D MobileNetV2 0.5x 20 -> 14 ms,
-  but X3D-XS 106 -> 800 ms (channel-wise 3D convs and swish have no fast int8 kernel
-  here), so int8 is for ResNets and MobileNets; :func:`agreement` tells whether it holds.
+  backend: fbgemm/oneDNN kernels with AVX-512 VNNI) of the BatchNorm-folded network, its
+  activation ranges calibrated on a few real clips (:func:`quantize_int8` says which
+  layers stay float and why). Measured on this project's 2-core EPYC (one thread,
+  16x112x112, trained MARS resnet10_tiny; ``benchmarks/bench_precision_speed.py``): see
+  ``benchmarks/results/precision_speed_*.json``. X3D's channel-wise 3D convolutions and
+  swish have no fast int8 kernel (X3D-XS 106 -> 800 ms), so int8 is for ResNets and
+  MobileNets; :func:`agreement` tells whether it holds.
 
 Reduced precision changes outputs, so every conversion is judged by the top-1
 agreement with float32 on real clips (``mars export --precision`` stores it and
@@ -28,7 +30,13 @@ from torch import nn
 from mars_action.errors import MarsError
 from mars_action.inference.export import export_model
 from mars_action.models.checkpoint import CheckpointMeta
-from mars_action.models.optimize import fold_batchnorm, optimize_for_inference, to_model_layout
+from mars_action.models.optimize import (
+    SpaceToDepth,
+    fold_batchnorm,
+    optimize_for_inference,
+    space_to_depth_stem,
+    to_model_layout,
+)
 
 PRECISIONS = ("fp32", "bf16", "int8")
 
@@ -61,40 +69,84 @@ def to_bf16(model: nn.Module) -> nn.Module:
 def quantize_int8(model: nn.Module, calibration: Iterable[torch.Tensor]) -> nn.Module:
     """A statically quantised int8 copy of ``model``, activation ranges from ``calibration``.
 
+    Every convolution runs in int8, the first one on 2x2 pixel blocks
+    (:class:`~mars_action.models.optimize.SpaceToDepthConv3d`: its 3 input channels
+    would waste VNNI's groups of 4); the classifier stays float32 (it decides between
+    close logits and is a sliver of the work), and so do max-pools (PyTorch's int8 3D
+    max-pool is 3x slower than float32's on channels_last_3d; pooling commutes with
+    the int8 rounding, so the numbers are the same). Feed it channels_last_3d clips
+    (:func:`~mars_action.models.optimize.to_model_layout`).
+
     Args:
         model: a float32 network (eval mode is set on the copy).
         calibration: batches of normalised clips (B, C, T, H, W), a few training clips.
     """
     from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.fx.custom_config import PrepareCustomConfig
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
-    batches = list(calibration)
+    batches = [clips.contiguous(memory_format=torch.channels_last_3d) for clips in calibration]
     if not batches:
         raise MarsError("int8: quantisation needs calibration clips (a few training videos)")
     torch.backends.quantized.engine = "x86"
-    float_model = fold_batchnorm(copy.deepcopy(model).cpu().eval())
+    float_model = space_to_depth_stem(fold_batchnorm(copy.deepcopy(model).cpu().eval()))
     mapping = get_default_qconfig_mapping("x86")
-    for name in _kept_in_float(float_model):
-        mapping = mapping.set_module_name(name, None)
+    if isinstance(getattr(float_model, "fc", None), nn.Linear):
+        mapping = mapping.set_module_name("fc", None)
+    # the block folding is reshapes of the float clip, before the first quantize
+    leaves = PrepareCustomConfig().set_non_traceable_module_classes([SpaceToDepth])
     with warnings.catch_warnings():  # torch.ao's notes on its own deprecation and observers
         warnings.simplefilter("ignore")
-        prepared = prepare_fx(float_model, mapping, (batches[0],))
+        graph = _without_identities(_LeafTracer((SpaceToDepth,)).trace(float_model), float_model)
+        prepared = prepare_fx(graph, mapping, (batches[0],), prepare_custom_config=leaves)
         with torch.inference_mode():
             for clips in batches:
                 prepared(clips)
-        return convert_fx(prepared)
+        quantized = convert_fx(prepared)
+    for module in list(quantized.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, nn.MaxPool3d):
+                setattr(module, name, FloatMaxPool3d(child))
+    quantized.uses_channels_last = True
+    return quantized
 
 
-def _kept_in_float(model: nn.Module) -> list[str]:
-    """The first convolution and the classifier: where int8 costs most top-1 agreement.
+def _without_identities(graph: torch.fx.Graph, root: nn.Module) -> torch.fx.GraphModule:
+    """``root`` as a GraphModule with its ``nn.Identity`` calls (folded BatchNorms) removed,
+    so that each convolution meets its ReLU and int8 fuses the two."""
+    module = torch.fx.GraphModule(root, graph)
+    for node in list(module.graph.nodes):
+        if node.op == "call_module" and isinstance(module.get_submodule(node.target), nn.Identity):
+            node.replace_all_uses_with(node.args[0])
+            module.graph.erase_node(node)
+    module.recompile()
+    return module
 
-    The stem reads 3 (or 2) raw channels and the classifier decides between close
-    logits; both are a sliver of the work. Measured on a trained MARS resnet10_tiny
-    (UCF101 subset, 179 test clips): agreement 86.0% with every layer in int8, 93.3%
-    with these two in float32.
-    """
-    first = next(name for name, module in model.named_modules() if isinstance(module, nn.Conv3d))
-    return [first, "fc"] if isinstance(getattr(model, "fc", None), nn.Linear) else [first]
+
+class _LeafTracer(torch.fx.Tracer):
+    """torch.fx's tracer, with ``leaves`` kept as calls (not traced into)."""
+
+    def __init__(self, leaves: tuple[type, ...]):
+        super().__init__()
+        self.leaves = leaves
+
+    def is_leaf_module(self, module: nn.Module, qualified_name: str) -> bool:
+        return isinstance(module, self.leaves) or super().is_leaf_module(module, qualified_name)
+
+
+class FloatMaxPool3d(nn.Module):
+    """A max-pool that runs int8 inputs in float32 and returns them in int8 with the same
+    scale: the maximum of the dequantised values is the dequantised maximum."""
+
+    def __init__(self, pool: nn.MaxPool3d):
+        super().__init__()
+        self.pool = pool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not x.is_quantized:
+            return self.pool(x)
+        return torch.quantize_per_tensor(self.pool(x.dequantize()), x.q_scale(),
+                                         x.q_zero_point(), x.dtype)
 
 
 def convert(

@@ -14,6 +14,9 @@ frames, flow and teacher (``runs/flow/checkpoints/last.pt`` of the study's seed 
   standardised by the teacher's statistics, trained only where the raw maps diverge);
 - ``rgb_control``: the family's ``rgb`` trained as long again.
 
+A family may bring its own optimizer settings (``OPTIM``: the 3D MobileNetV2 trains with its
+paper's dampened SGD); its RGB, MARS and control runs all use them.
+
 The comparison student is the study's resnet10_tiny (the teacher's architecture). Gain
 kept, per (split, seed) = (light MARS - light RGB) / (resnet10_tiny MARS - resnet10_tiny
 RGB), on the same test videos, and pooled (sum of the gains over sum of the reference
@@ -42,6 +45,12 @@ LIGHT = ("x3d_xs", "mobilenet3d_v2_half")
 # ResNeXt-101's 9.57 (over the 1/10 budget); its own input is 4 frames (0.32 GMACs), here
 # every 4th frame, so that its clip spans the same 13-16 frames as the others'.
 CLIP = {"x3d_xs": (4, 4)}  # arch: (clip_len, stride)
+# The 3D MobileNetV2's own optimizer, that of its paper's release (Efficient-3DCNNs'
+# opts.json: SGD lr 0.1, momentum 0.9, dampening 0.9). The study's undampened SGD takes
+# steps 10x larger; with them this family's 1280-channel ReLU6 head dies in the first
+# epochs (every unit 0 on every clip: a constant predictor no gradient can revive), in RGB
+# and so in MARS, which starts from it. The runs of the study's optimizer keep their folders.
+OPTIM = {"mobilenet3d_v2_half": {"dampening": 0.9}}
 RESNEXT101_GMACS_16x112 = 9.57
 RUNS = ("rgb", "mars_paper", "rgb_control")
 # frontier stream name -> (the study's stream whose recipe it takes, analyze's stream)
@@ -71,6 +80,12 @@ def layouts(mt, dataset: str, split: int, seed: int):
     return theirs, Layout(WORK / dataset / f"split{split}-seed{seed}", theirs.store)
 
 
+def run_name(arch: str, name: str) -> str:
+    """A light run's folder and scores name, ``<arch>_<stream>``, tagged with the family's
+    own optimizer settings (``OPTIM``) so that runs of another optimizer never mix in."""
+    return arch + "".join(f"_{k}{v:g}" for k, v in OPTIM.get(arch, {}).items()) + f"_{name}"
+
+
 def experiment(mt, arch: str, name: str, dataset: str, split: int, seed: int):
     """The study's config of ``KIND[name]`` with the teacher of the study's seed, for
     ``arch`` (channels_last: X3D's and MobileNet's channel-wise 3D convs train ~4x faster
@@ -80,14 +95,16 @@ def experiment(mt, arch: str, name: str, dataset: str, split: int, seed: int):
     base = KIND[name][0]
     config = mt.stream_experiment(base, settings, theirs)  # the study's teacher path
     start = mt.STREAMS[base][1]
-    pretrained = str(mine.run(f"{arch}_{start}") / "checkpoints" / "last.pt") if start else None
+    pretrained = str(mine.run(run_name(arch, start)) / "checkpoints" / "last.pt") if start \
+        else None
     clip_len, stride = CLIP.get(arch, (config.data.clip_len, config.data.stride))
     config.model = dataclasses.replace(config.model, arch=arch, channels_last=True,
                                        pretrained=pretrained)
     config.data = dataclasses.replace(config.data, clip_len=clip_len, stride=stride)
+    config.optim = dataclasses.replace(config.optim, **OPTIM.get(arch, {}))
     if name == "mars_paper_std":
         config.distill = dataclasses.replace(config.distill, normalize="standardize")
-    config.name = f"frontier_{arch}_{name}"
+    config.name = f"frontier_{run_name(arch, name)}"
     config.train.progress = False
     return config, settings, mine
 
@@ -103,7 +120,7 @@ def run_job(arch: str, dataset: str, split: int, seed: int, names: list[str]) ->
     while queue:
         name = queue.pop(0)
         config, settings, layout = experiment(mt, arch, name, dataset, split, seed)
-        run_dir = layout.run(f"{arch}_{name}")
+        run_dir = layout.run(run_name(arch, name))
         done = run_dir / "done.json"
         if not done.is_file():
             tic = time.perf_counter()
@@ -137,10 +154,10 @@ def test(mt, arch: str, name: str, config, settings, layout) -> None:
     from mars_action.evaluation.loading import DataSettings, GuardedVideos, build_test_set
     from mars_action.models import load_checkpoint
 
-    out = layout.root / "scores" / f"{arch}_{name}.json"
+    out = layout.root / "scores" / f"{run_name(arch, name)}.json"
     if out.is_file():
         return
-    model, meta = load_checkpoint(layout.run(f"{arch}_{name}") / "checkpoints" / "last.pt")
+    model, meta = load_checkpoint(layout.run(run_name(arch, name)) / "checkpoints" / "last.pt")
     videos = video_source(settings, layout)
     data = DataSettings(format=videos.format, root=videos.root, annotations=videos.annotations,
                         frame_root=str(layout.frames), fold=videos.fold,
@@ -169,18 +186,20 @@ def accuracy(mt, dataset: str, pairs: list[tuple[int, int]]) -> dict[str, dict[s
     for split, seed in pairs:
         theirs, mine = layouts(mt, dataset, split, seed)
         found = [(REFERENCE, name, theirs.root / "scores" / f"{name}.json") for name in RUNS]
-        found += [(arch, name, mine.root / "scores" / f"{arch}_{name}.json")
+        found += [(arch, name, mine.root / "scores" / f"{run_name(arch, name)}.json")
                   for arch in LIGHT for name in KIND]
         for arch, name, path in found:
             top1 = _top1(path)
             if top1 is None:
                 continue
-            done = (mine.run(f"{arch}_{name}") if arch in LIGHT else theirs.run(name)) / "done.json"
+            done = (mine.run(run_name(arch, name)) if arch in LIGHT
+                    else theirs.run(name)) / "done.json"
             trained = json.loads(done.read_text()) if done.is_file() else {}
             rows[f"{arch}/{name}/{tag(dataset, split, seed)}"] = {
                 "arch": arch, "stream": KIND[name][1], "run": name, "seed": seed,
                 "split": split, "top1": top1, "train_acc": trained.get("train_acc"),
-                "val_acc_last": trained.get("val_acc_last"), "train_s": trained.get("seconds")}
+                "val_acc_last": trained.get("val_acc_last"), "train_s": trained.get("seconds"),
+                "optim": OPTIM.get(arch, {})}
     return rows
 
 
@@ -229,7 +248,7 @@ def paired(mt, dataset: str, pairs: list[tuple[int, int]]) -> dict[str, Any]:
         for arch in (REFERENCE, *LIGHT):
             for name in ("rgb", "mars_paper"):
                 folder = mine.root if arch in LIGHT else theirs.root
-                path = folder / "scores" / (f"{arch}_{name}.json" if arch in LIGHT
+                path = folder / "scores" / (f"{run_name(arch, name)}.json" if arch in LIGHT
                                             else f"{name}.json")
                 if path.is_file():
                     videos = json.loads(path.read_text())["normal"]

@@ -12,7 +12,9 @@ Candidates (each built from the same checkpoint; failures are recorded, not fata
 - ``bf16_compile``: ``torch.compile`` (inductor, C++ codegen, weights frozen);
 - ``int8``: ``precision.convert`` (torch.ao FX static, per-channel weights, x86; the
   first conv on 2x2 pixel blocks, max-pools and the classifier in float32);
-- ``fp32_jit``: ``fp32`` traced and frozen by TorchScript.
+- ``fp32_jit``: ``fp32`` traced and frozen by TorchScript;
+- ``int8_export`` / ``bf16_export``: the TorchScript file ``mars export --precision``
+  writes, loaded back and fed plain (B, C, T, H, W) clips, as ``mars predict`` runs it.
 
 Each round times every candidate at batch 1 and 8 in turn (median of the rounds), so
 that a change of load on the shared CPU hits all alike; the load average is recorded.
@@ -34,7 +36,7 @@ from pathlib import Path
 from harness import write_result
 
 CANDIDATES = ("fp32_eager", "fp32", "bf16", "bf16_jit", "bf16_mkldnn", "bf16_compile", "int8",
-              "fp32_jit")
+              "fp32_jit", "int8_export", "bf16_export")
 
 
 def build(name: str, model, calibration, example):
@@ -56,6 +58,8 @@ def build(name: str, model, calibration, example):
     if name == "int8":
         network = convert(model, "int8", torch.split(calibration, 8))
         return network, layout(network)
+    if name.endswith("_export"):  # the file `mars export --precision` writes, as loaded
+        return exported(model, name.removesuffix("_export"), calibration), lambda clips: clips
     if name == "fp32_jit":
         fp32 = convert(model, "fp32")
         with torch.inference_mode(), warnings.catch_warnings():
@@ -86,6 +90,26 @@ def build(name: str, model, calibration, example):
         compiled = torch.compile(bf16, backend="inductor")
         return compiled, layout(bf16)
     raise ValueError(name)
+
+
+def exported(model, precision: str, calibration):
+    """``model`` at ``precision`` written as TorchScript by ``export_reduced`` and loaded
+    back, as ``mars predict``/``stream`` run it (no floor: the agreement is measured here)."""
+    import tempfile
+
+    import torch
+
+    from mars_action.inference.precision import export_reduced
+    from mars_action.models.checkpoint import CheckpointMeta
+
+    channels, frames, side = calibration.shape[1:4]  # the traced clip's size
+    meta = CheckpointMeta(arch="bench", in_channels=channels, num_classes=0, clip_len=frames,
+                          crop_size=side)
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "model.torchscript.pt"
+        export_reduced(model, meta, out, precision, calibration[:8], calibration,
+                       min_agreement=0.0)
+        return torch.jit.load(str(out))
 
 
 def measure(model, test, calibration, names, rounds: int, repeat: int) -> dict:

@@ -3,15 +3,16 @@ the deployment checks are measured on (reduced-precision agreement, ``mars strea
 
 The motion-transfer study trains on 40 px crops of 48 px frames, and a network's bf16 or
 int8 agreement on clips enlarged to 112 px is not its agreement on the clips it was
-trained for. This trains the study's ``flow``, ``rgb`` and ``mars_paper`` streams
-(resnet10_tiny, the study's recipe: 60 epochs, lr 0.1 cosine, MARS from the RGB stream
-with layer3 maps, alpha 20) on UCF101 split 1, seed 0, from frames at 128 px (short
-side) with 112 px crops and Farneback flow, then tests them on the split's test videos
-(groups 1-7, never seen in training). Resumable: frames, flow and each stream are kept.
+trained for. This trains the study's ``flow`` teacher and its ``mars_maps`` student
+(resnet10_tiny, the study's recipe: 60 epochs, lr 0.1 cosine; MARS from scratch with
+the layer3 maps, alpha 20: no RGB stream to start from, which halves the cost) on UCF101
+split 1, seed 0, from frames at 128 px (short side) with 112 px crops and Farneback flow,
+then tests them on the split's test videos (groups 1-7, never seen in training).
+Resumable: frames, flow and each stream are kept; ``--streams`` adds the study's others.
 
     nice -n 5 .venv/bin/python benchmarks/deploy_ucf101.py   # files: benchmarks/runs/
 
-The trained MARS checkpoint is ``runs/deploy_ucf101/split1-seed0/runs/mars_paper/checkpoints/
+The trained MARS checkpoint is ``runs/deploy_ucf101/split1-seed0/runs/mars_maps/checkpoints/
 last.pt``; ``bench_precision_speed.py --study ucf101-112`` reads its test clips.
 """
 
@@ -34,7 +35,7 @@ from mars_action.video.extract import extract_frames  # noqa: E402
 
 WORK = HERE / "runs" / "deploy_ucf101"  # ignored by git
 SHORT_SIDE, CROP = 128, 112
-STREAMS = ("flow", "rgb", "mars_paper")
+STREAMS = ("flow", "mars_maps")
 
 
 def settings(split: int = 1, seed: int = 0):
@@ -64,7 +65,8 @@ def prepare(workers: int = 1) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--streams", nargs="+", default=list(STREAMS), choices=STREAMS)
+    parser.add_argument("--streams", nargs="+", default=list(STREAMS),
+                        choices=list(study.STREAMS))
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
     prepare(args.workers)

@@ -192,7 +192,8 @@ def _read_foreign(
 
     The layout is recognised from the key names and mapped by its key table
     (:mod:`~mars_action.models.foreign`); the architecture comes from ``arch``, the
-    file's ``arch`` entry, or the layout itself where it tells (torchvision, X3D).
+    file's ``arch`` entry, or the layout itself where it tells (torchvision, X3D), and
+    the layout may refine it (Hara's shortcut A: ``resnet18`` -> ``resnet18_a``).
     """
     weights = unwrap(raw)
     try:
@@ -206,9 +207,15 @@ def _read_foreign(
     name = arch or raw.get("arch") or (source.arch(weights) if source.arch else None)
     if name is None:
         raise MarsError(f"{path}: the file names no architecture; pass arch= (--arch)")
+    name = canonical_name(str(name))
+    if source.variant is not None:
+        try:
+            name = source.variant(name, state, raw)
+        except MarsError as error:
+            raise MarsError(f"{path}: {error}") from None
     in_channels = int(convs[0].shape[1])
     meta = CheckpointMeta(
-        arch=canonical_name(str(name)),
+        arch=name,
         in_channels=in_channels,
         num_classes=int(state["fc.weight"].shape[0]),
         stream="flow" if in_channels == 2 else "rgb",

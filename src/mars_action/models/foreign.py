@@ -12,8 +12,10 @@ Sources (the layout is recognised from the keys, :func:`detect_source`):
   (and R(2+1)D-34 files in the same layout, e.g. the IG-65M releases).
 - ``pytorchvideo``: PyTorchVideo's ``create_x3d`` (``x3d_xs``/``s``/``m``/``l`` hub
   files; PySlowFast-style ``{"model_state": ...}`` wrappers are unwrapped).
-- ``hara``: Hara et al.'s 3D-ResNets-PyTorch (ResNet-18..101, ResNeXt-101, shortcut B),
-  the code the MARS release grew from: the same names, behind DataParallel's prefix.
+- ``hara``: Hara et al.'s 3D-ResNets-PyTorch (ResNet-18..101, ResNeXt-101), the code
+  the MARS release grew from: the same names, behind DataParallel's prefix. Its
+  ResNet-18/34 Kinetics files use shortcut A (no ``downsample`` keys) and load into
+  ``resnet18_a``/``resnet34_a`` (:func:`hara_arch`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 import torch
 
 from mars_action.errors import MarsError
+from mars_action.models.registry import list_models
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,47 @@ def hara_filter_fn(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return rename(state, _HARA)
 
 
+_BLOCK_IN = re.compile(r"^(layer\d+\.\d+)\.conv1\.weight$")  # layer2.0.conv1.weight
+
+
+def hara_shortcut(state: dict[str, torch.Tensor]) -> str:
+    """``"A"`` when a block changes width with no ``downsample`` weights, else ``"B"``.
+
+    Hara's ``--resnet_shortcut A`` (resnet-18/34-kinetics.pth) is parameter-free, so
+    its files only show it by what they lack: ``layer2.0`` goes from 64 to 128
+    channels without a ``layer2.0.downsample.0.weight``. ``state`` has our key names.
+    """
+    for key, weight in state.items():
+        match = _BLOCK_IN.match(key)
+        if match is None:
+            continue
+        block = match.group(1)
+        last = state.get(f"{block}.conv3.weight", state.get(f"{block}.conv2.weight"))
+        changes_width = last is not None and last.shape[0] != weight.shape[1]
+        if changes_width and f"{block}.downsample.0.weight" not in state:
+            return "A"
+    return "B"
+
+
+def hara_arch(name: str, state: dict[str, torch.Tensor], raw: dict) -> str:
+    """Our name for a Hara file declared as ``name`` (``resnet18``): its shortcut-A
+    twin (``resnet18_a``) when the file's ``shortcut_type`` or its keys say A.
+
+    The files name the depth (``arch: "resnet-18"``) but not the shortcut, which
+    changes the network; ``state`` has our key names.
+    """
+    declared = raw.get("shortcut_type", raw.get("resnet_shortcut"))
+    shortcut = str(declared).upper() if declared is not None else hara_shortcut(state)
+    base = name.removesuffix("_a")
+    if shortcut != "A":
+        return base
+    if f"{base}_a" not in list_models():
+        known = ", ".join(n for n in list_models() if n.endswith("_a"))
+        raise MarsError(f"a {base} with shortcut A (no downsample weights) is not a model "
+                        f"here; shortcut-A models: {known}")
+    return f"{base}_a"
+
+
 @dataclass(frozen=True)
 class Source:
     """A toolkit's layout: how to rename its keys, and which of our models it fills."""
@@ -159,6 +203,9 @@ class Source:
     filter_fn: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]
     rules: tuple[Rename, ...]
     arch: Callable[[dict[str, torch.Tensor]], str] | None  # None: the file must name it
+    # (name, our-keyed state, raw file) -> the model that fits, when the name alone is not
+    # enough (Hara's shortcut A)
+    variant: Callable[[str, dict[str, torch.Tensor], dict], str] | None = None
 
 
 SOURCES = {
@@ -166,7 +213,7 @@ SOURCES = {
                           torchvision_arch),
     "pytorchvideo": Source("pytorchvideo", pytorchvideo_x3d_filter_fn, _PTV_X3D,
                            pytorchvideo_x3d_arch),
-    "hara": Source("hara", hara_filter_fn, _HARA, None),
+    "hara": Source("hara", hara_filter_fn, _HARA, None, hara_arch),
 }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mars_action.models.backbone import Backbone, classifier, init_weights
@@ -20,8 +21,33 @@ from mars_action.models.backbone import Backbone, classifier, init_weights
 FEATURE_NAMES = ("layer1", "layer2", "layer3", "layer4", "pooled", "logits")
 
 
-def _downsample(in_planes: int, out_planes: int, stride: int) -> nn.Sequential:
-    """Shortcut type B: a strided 1x1x1 projection where the shape changes."""
+class ZeroPadShortcut(nn.Module):
+    """Shortcut type A: keep every ``stride``-th position, append zero channels.
+
+    Hara's ResNet-18/34 Kinetics files were trained with it: a strided average pool of
+    kernel 1 (a plain subsample) followed by ``out_planes - C`` channels of zeros after
+    the input's own. No parameters, so such files have no ``downsample`` keys.
+    (Hara's code also cuts the gradient of this path (``.data``); here it flows, as in
+    the original ResNet's option A: the same forward, the usual fine-tuning.)
+    """
+
+    def __init__(self, out_planes: int, stride: int):
+        super().__init__()
+        self.out_planes = out_planes
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, T, H, W) -> (B, out_planes, ceil(T/s), ceil(H/s), ceil(W/s))."""
+        kept = x[:, :, :: self.stride, :: self.stride, :: self.stride]
+        # pad's pairs run from the last dim back: (W, H, T, C); zeros after the channels
+        return F.pad(kept, (0, 0, 0, 0, 0, 0, 0, self.out_planes - x.shape[1]))
+
+
+def _downsample(in_planes: int, out_planes: int, stride: int, shortcut: str) -> nn.Module:
+    """The shortcut where the shape changes: ``"B"`` a strided 1x1x1 projection + BN
+    (ResNet-50 and up, ResNeXt, MARS), ``"A"`` the parameter-free :class:`ZeroPadShortcut`."""
+    if shortcut == "A":
+        return ZeroPadShortcut(out_planes, stride)
     return nn.Sequential(
         nn.Conv3d(in_planes, out_planes, kernel_size=1, stride=stride, bias=False),
         nn.BatchNorm3d(out_planes),
@@ -33,7 +59,8 @@ class BasicBlock(nn.Module):
 
     expansion = 1
 
-    def __init__(self, in_planes: int, planes: int, stride: int = 1, cardinality: int = 1):
+    def __init__(self, in_planes: int, planes: int, stride: int = 1, cardinality: int = 1,
+                 shortcut: str = "B"):
         super().__init__()
         self.conv1 = nn.Conv3d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm3d(planes)
@@ -42,7 +69,9 @@ class BasicBlock(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         out_planes = planes * self.expansion
         needs_projection = stride != 1 or in_planes != out_planes
-        self.downsample = _downsample(in_planes, out_planes, stride) if needs_projection else None
+        self.downsample = (
+            _downsample(in_planes, out_planes, stride, shortcut) if needs_projection else None
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
@@ -56,7 +85,8 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, in_planes: int, planes: int, stride: int = 1, cardinality: int = 1):
+    def __init__(self, in_planes: int, planes: int, stride: int = 1, cardinality: int = 1,
+                 shortcut: str = "B"):
         super().__init__()
         width = planes if cardinality == 1 else cardinality * (planes // 32)
         out_planes = planes * self.expansion
@@ -70,7 +100,9 @@ class Bottleneck(nn.Module):
         self.bn3 = nn.BatchNorm3d(out_planes)
         self.relu = nn.ReLU(inplace=True)
         needs_projection = stride != 1 or in_planes != out_planes
-        self.downsample = _downsample(in_planes, out_planes, stride) if needs_projection else None
+        self.downsample = (
+            _downsample(in_planes, out_planes, stride, shortcut) if needs_projection else None
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
@@ -97,6 +129,8 @@ class ResNet3d(Backbone):
         num_classes: size of the classifier; 0 for a feature extractor.
         cardinality: groups of the 3x3x3 conv (32 for ResNeXt, 1 otherwise).
         stem_width: channels of the 7x7x7 stem.
+        shortcut: ``"B"`` (projection) or ``"A"`` (subsample + zero channels) where a
+            block changes shape (Hara's ``--resnet_shortcut``).
     """
 
     feature_names = FEATURE_NAMES
@@ -110,8 +144,11 @@ class ResNet3d(Backbone):
         num_classes: int = 400,
         cardinality: int = 1,
         stem_width: int = 64,
+        shortcut: str = "B",
     ):
         super().__init__()
+        if shortcut not in ("A", "B"):
+            raise ValueError(f"shortcut must be 'A' or 'B', not {shortcut!r}")
         self.in_channels = in_channels
         self.num_classes = num_classes
         self.conv1 = nn.Conv3d(
@@ -124,7 +161,9 @@ class ResNet3d(Backbone):
         stages = []
         for index, (planes, blocks) in enumerate(zip(stage_planes, layers, strict=True)):
             stride = 1 if index == 0 else 2
-            stage, planes_in = _make_stage(block, planes_in, planes, blocks, stride, cardinality)
+            stage, planes_in = _make_stage(
+                block, planes_in, planes, blocks, stride, cardinality, shortcut
+            )
             stages.append(stage)
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         self.num_features = planes_in
@@ -146,8 +185,9 @@ class ResNet3d(Backbone):
         return torch.flatten(self.avgpool(features), 1)
 
 
-def _make_stage(block, in_planes, planes, blocks, stride, cardinality):
-    layers = [block(in_planes, planes, stride=stride, cardinality=cardinality)]
+def _make_stage(block, in_planes, planes, blocks, stride, cardinality, shortcut):
+    layers = [block(in_planes, planes, stride=stride, cardinality=cardinality,
+                    shortcut=shortcut)]
     out_planes = planes * block.expansion
     layers += [block(out_planes, planes, cardinality=cardinality) for _ in range(blocks - 1)]
     return nn.Sequential(*layers), out_planes

@@ -33,6 +33,21 @@ def resnet34(**kwargs) -> ResNet3d:
 
 
 @register_model
+def resnet18_a(**kwargs) -> ResNet3d:
+    """ResNet-18 with shortcut A (subsample + zero channels), as Hara's
+    ``resnet-18-kinetics.pth`` was trained: 33.24 M parameters (Hara et al.: 33.2 M),
+    8.30 GMACs."""
+    return ResNet3d(BasicBlock, [2, 2, 2, 2], shortcut="A", **kwargs)
+
+
+@register_model
+def resnet34_a(**kwargs) -> ResNet3d:
+    """ResNet-34 with shortcut A, as Hara's ``resnet-34-kinetics.pth``: 63.54 M
+    parameters (Hara et al.: 63.5 M), 12.68 GMACs."""
+    return ResNet3d(BasicBlock, [3, 4, 6, 3], shortcut="A", **kwargs)
+
+
+@register_model
 def resnet50(**kwargs) -> ResNet3d:
     """Bottlenecks 3-4-6-3: 47.02 M parameters, 10.07 GMACs."""
     return ResNet3d(Bottleneck, [3, 4, 6, 3], **kwargs)

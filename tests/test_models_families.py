@@ -1,4 +1,5 @@
-"""X3D, R(2+1)D / R3D / MC3 and MobileNetV2-3D: published sizes, the shared interface."""
+"""X3D, R(2+1)D (18/34, bottleneck 50) / R3D / MC3 and MobileNetV2-3D: published sizes,
+the shared interface."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ def _close(value: float, published: float, tolerance: float = 0.05) -> bool:
         ("x3d_m", 3.76e6),
         ("x3d_l", 6.15e6),
         ("r2plus1d_18", 31_505_325),  # torchvision R2Plus1D_18_Weights meta
+        ("r2plus1d_50", 28.11e6),  # PyTorchVideo model zoo, R(2+1)D R50
         ("r3d_18", 33_371_472),
         ("mc3_18", 11_695_440),
         ("mobilenet3d_v2", 3.12e6),  # Köpüklü et al. 2019, Table 1 (600 classes)
@@ -57,7 +59,8 @@ def test_x3d_widths_and_depths_follow_the_paper():
 @pytest.mark.parametrize(
     "name, clip, gmacs",
     [("x3d_s", (13, 160, 160), 1.96), ("x3d_xs", (4, 160, 160), 0.60),
-     ("r2plus1d_18", (16, 112, 112), 40.52)],  # X3D paper; torchvision (GFLOPS = GMACs)
+     ("r2plus1d_18", (16, 112, 112), 40.52),  # X3D paper; torchvision (GFLOPS = GMACs)
+     ("r2plus1d_50", (16, 256, 256), 76.45)],  # PyTorchVideo zoo, per 256x256 test view
 )
 def test_macs_match_the_published_counts(name, clip, gmacs):
     with torch.device("meta"):  # shapes only: no arithmetic

@@ -1,5 +1,5 @@
-"""Weights from torchvision, PyTorchVideo and Hara's 3D-ResNets: key tables both ways,
-the real libraries' key names (fixtures written from their sources), ``mars convert``."""
+"""Weights from torchvision, PyTorchVideo (X3D, R(2+1)D) and Hara's 3D-ResNets: key tables
+both ways, the real libraries' key names (fixtures written from their sources), ``mars convert``."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def test_a_rule_renames_both_ways():
     "source, arch",
     [("torchvision", "r3d_18"), ("torchvision", "mc3_18"), ("torchvision", "r2plus1d_18"),
      ("torchvision", "r2plus1d_34"), ("pytorchvideo", "x3d_s"), ("pytorchvideo", "x3d_l"),
-     ("hara", "resnet18"), ("hara", "resnet50")],
+     ("hara", "resnet18"), ("hara", "resnet50"), ("pytorchvideo_r2plus1d", "r2plus1d_50")],
 )
 def test_tables_map_each_layout_back_exactly(source, arch):
     model = build_model(arch, num_classes=7)
@@ -70,6 +70,7 @@ def test_tables_map_each_layout_back_exactly(source, arch):
     "fixture, arch, first_conv",
     [("torchvision_r2plus1d_18", "r2plus1d_18", "stem.0.weight"),
      ("pytorchvideo_x3d_s", "x3d_s", "blocks.0.conv.conv_t.weight")],
+    # PyTorchVideo's R(2+1)D R50 file: test_models_r2plus1d_bottleneck.py
 )
 def test_the_real_libraries_key_names_load(tmp_path, fixture, arch, first_conv):
     state = _fixture_state(fixture)

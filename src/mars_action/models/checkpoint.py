@@ -235,6 +235,7 @@ _SOURCE_NAMES = {
     "hara": "released MARS code",  # and Hara's 3D-ResNets, whose layout it kept
     "torchvision": "torchvision.models.video",
     "pytorchvideo": "PyTorchVideo",
+    "pytorchvideo_r2plus1d": "PyTorchVideo",
 }
 
 

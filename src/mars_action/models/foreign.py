@@ -12,6 +12,8 @@ Sources (the layout is recognised from the keys, :func:`detect_source`):
   (and R(2+1)D-34 files in the same layout, e.g. the IG-65M releases).
 - ``pytorchvideo``: PyTorchVideo's ``create_x3d`` (``x3d_xs``/``s``/``m``/``l`` hub
   files; PySlowFast-style ``{"model_state": ...}`` wrappers are unwrapped).
+- ``pytorchvideo_r2plus1d``: PyTorchVideo's ``create_r2plus1d`` (the ``r2plus1d_r50``
+  hub file, ``{"model_state": ...}``) into ``r2plus1d_50``.
 - ``hara``: Hara et al.'s 3D-ResNets-PyTorch (ResNet-18..101, ResNeXt-101), the code
   the MARS release grew from: the same names, behind DataParallel's prefix. Its
   ResNet-18/34 Kinetics files use shortcut A (no ``downsample`` keys) and load into
@@ -144,6 +146,41 @@ def pytorchvideo_x3d_arch(state: dict[str, torch.Tensor]) -> str:
     return "x3d_l" if "blocks.3.res_blocks.24.branch2.conv_a.weight" in state else "x3d_s"
 
 
+# --- PyTorchVideo R(2+1)D ----------------------------------------------------------------
+
+_PTV_R2PLUS1D = (
+    Rename("blocks.0.conv.", "stem.conv1."),  # (64, 3, 1, 7, 7)
+    Rename("blocks.0.norm.", "stem.bn1."),
+    Rename("blocks.{s}.res_blocks.{b}.branch1_conv.", "layer{s}.{b}.downsample.0."),
+    Rename("blocks.{s}.res_blocks.{b}.branch1_norm.", "layer{s}.{b}.downsample.1."),
+    Rename("blocks.{s}.res_blocks.{b}.branch2.conv_a.", "layer{s}.{b}.conv1."),
+    Rename("blocks.{s}.res_blocks.{b}.branch2.norm_a.", "layer{s}.{b}.bn1."),
+    # Conv2plus1d: conv_t (3x1x1), its norm, then conv_xy (1x3x3); norm_b follows conv_xy
+    Rename("blocks.{s}.res_blocks.{b}.branch2.conv_b.conv_t.", "layer{s}.{b}.conv2t."),
+    Rename("blocks.{s}.res_blocks.{b}.branch2.conv_b.norm.", "layer{s}.{b}.bn2t."),
+    Rename("blocks.{s}.res_blocks.{b}.branch2.conv_b.conv_xy.", "layer{s}.{b}.conv2s."),
+    Rename("blocks.{s}.res_blocks.{b}.branch2.norm_b.", "layer{s}.{b}.bn2s."),
+    Rename("blocks.{s}.res_blocks.{b}.branch2.conv_c.", "layer{s}.{b}.conv3."),
+    Rename("blocks.{s}.res_blocks.{b}.branch2.norm_c.", "layer{s}.{b}.bn3."),
+    Rename("blocks.5.proj.", "fc."),  # blocks.5.proj.weight (400, 2048)
+)
+
+
+def pytorchvideo_r2plus1d_filter_fn(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """PyTorchVideo ``create_r2plus1d`` keys -> ours (``r2plus1d_50``)."""
+    return rename(state, _PTV_R2PLUS1D)
+
+
+def pytorchvideo_r2plus1d_arch(state: dict[str, torch.Tensor]) -> str:
+    """``r2plus1d_50``, the depth of the model zoo's ``r2plus1d_r50`` (6 blocks in stage
+    3); ``create_r2plus1d``'s R101/R152 (23, 36) are not models here."""
+    blocks = sum(1 for k in state if re.match(r"blocks\.3\.res_blocks\.\d+\.branch2\.conv_a\.w", k))
+    if blocks != 6:
+        raise MarsError(f"a PyTorchVideo R(2+1)D with {blocks} blocks in stage 3; only its "
+                        "R50 (6 blocks) is a model here (r2plus1d_50)")
+    return "r2plus1d_50"
+
+
 # --- Hara et al. 3D-ResNets (and the MARS release) -------------------------------------
 
 _HARA = (Rename("module.", ""),)  # module.layer1.0.conv2.weight -> layer1.0.conv2.weight
@@ -213,6 +250,8 @@ SOURCES = {
                           torchvision_arch),
     "pytorchvideo": Source("pytorchvideo", pytorchvideo_x3d_filter_fn, _PTV_X3D,
                            pytorchvideo_x3d_arch),
+    "pytorchvideo_r2plus1d": Source("pytorchvideo_r2plus1d", pytorchvideo_r2plus1d_filter_fn,
+                                    _PTV_R2PLUS1D, pytorchvideo_r2plus1d_arch),
     "hara": Source("hara", hara_filter_fn, _HARA, None, hara_arch),
 }
 
@@ -229,6 +268,8 @@ def detect_source(state: dict[str, torch.Tensor]) -> str:
     """Which toolkit wrote ``state``, from its key names."""
     if "blocks.0.conv.conv_t.weight" in state:
         return "pytorchvideo"
+    if "blocks.1.res_blocks.0.branch2.conv_b.conv_t.weight" in state:
+        return "pytorchvideo_r2plus1d"
     if "stem.0.weight" in state:
         return "torchvision"
     if any(k.removeprefix("module.") == "conv1.weight" for k in state):

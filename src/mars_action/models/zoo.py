@@ -5,7 +5,7 @@ from __future__ import annotations
 
 # The other families register their builders in their own files; importing them here
 # makes every name known wherever the zoo is loaded.
-from mars_action.models import mobilenet3d, video_resnet, x3d  # noqa: F401
+from mars_action.models import mobilenet3d, r2plus1d_bottleneck, video_resnet, x3d  # noqa: F401
 from mars_action.models.registry import register_model
 from mars_action.models.resnet3d import BasicBlock, Bottleneck, ResNet3d, ResNeXtBottleneck
 

@@ -11,6 +11,8 @@ then tests them on the split's test videos (groups 1-7, never seen in training).
 Resumable: frames, flow and each stream are kept; ``--streams`` adds the study's others.
 
     nice -n 5 .venv/bin/python benchmarks/deploy_ucf101.py   # files: benchmarks/runs/
+    nice -n 5 .venv/bin/python benchmarks/deploy_ucf101.py --streams flow \
+        --arch mobilenet3d_v2_half    # a light student's MARS, same teacher
 
 The trained MARS checkpoint is ``runs/deploy_ucf101/split1-seed0/runs/mars_maps/checkpoints/
 last.pt``; ``bench_precision_speed.py --study ucf101-112`` reads its test clips.
@@ -63,15 +65,38 @@ def prepare(workers: int = 1) -> None:
             raise SystemExit(f"{summary.desc}: {len(summary.failures)} video(s) failed")
 
 
+def light_student(arch: str) -> str:
+    """Train and test ``mars_maps`` for a light family (``--arch``): the frontier's way
+    (channels_last, the family's own optimizer settings); returns the run's name."""
+    import frontier_synthetic
+
+    from mars_action.training import train
+
+    name = f"{frontier_synthetic.run_name(arch, 'mars_maps')}"
+    config = study.stream_experiment("mars_maps", settings(), layout())
+    config.model = dataclasses.replace(config.model, arch=arch, channels_last=True)
+    config.optim = dataclasses.replace(config.optim, **frontier_synthetic.OPTIM.get(arch, {}))
+    config.name, config.train.progress = f"deploy_{name}", False
+    if not (layout().run(name) / "checkpoints" / "last.pt").is_file() or \
+            not (layout().root / "scores" / f"{name}.json").is_file():
+        train_set, val_set = study._datasets(config, settings())
+        train(config, layout().run(name), resume=True, train_set=train_set, val_set=val_set)
+        study._test(name, settings(), layout())
+    return name
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--streams", nargs="+", default=list(STREAMS),
                         choices=list(study.STREAMS))
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--arch", help="a light student's family (e.g. mobilenet3d_v2_half): "
+                        "train its mars_maps instead, with the Flow teacher of --streams")
     args = parser.parse_args()
     prepare(args.workers)
     study.run_job("ucf101", 1, 0, args.streams, settings=settings(), layout=layout())
-    for name in args.streams:
+    names = [light_student(args.arch)] if args.arch else args.streams
+    for name in names:
         scores = json.loads((layout().root / "scores" / f"{name}.json").read_text())
         hits = scores["normal"]
         print(f"{name}: test top-1 {100 * sum(hits.values()) / len(hits):.1f}% "

@@ -70,6 +70,20 @@ def test_int8_runs_the_stem_on_pixel_blocks_and_pools_exactly():
     assert got.q_scale() == want.q_scale() and torch.equal(got.int_repr(), want.int_repr())
 
 
+def test_int8_activation_ranges_are_min_max_on_8_bits_with_vnni():
+    from torch.ao.quantization import MinMaxObserver
+
+    from mars_action.inference.precision import _activation_ranges, _has_vnni
+
+    observer = _activation_ranges().activation()
+    assert isinstance(observer, MinMaxObserver)
+    clips = torch.linspace(-100.0, 150.0, 1000)
+    observer(clips)
+    scale, _ = observer.calculate_qparams()
+    levels = 127 if not _has_vnni() else 255  # reduce_range only without VNNI
+    assert abs(float(scale) - 250.0 / levels) < 1e-4  # the whole range, nothing clipped
+
+
 def test_export_int8_stores_its_agreement_and_predicts(checkpoint, make_video, tmp_path, capsys):
     train = make_video("train.mp4", moving_square_frames(24, 96, 128, seed=1), crf=0)
     test = make_video("test.mp4", moving_square_frames(40, 96, 128, seed=2), crf=0)

@@ -90,7 +90,7 @@ def quantize_int8(model: nn.Module, calibration: Iterable[torch.Tensor]) -> nn.M
         raise MarsError("int8: quantisation needs calibration clips (a few training videos)")
     torch.backends.quantized.engine = "x86"
     float_model = space_to_depth_stem(fold_batchnorm(copy.deepcopy(model).cpu().eval()))
-    mapping = get_default_qconfig_mapping("x86")
+    mapping = get_default_qconfig_mapping("x86").set_global(_activation_ranges())
     if isinstance(getattr(float_model, "fc", None), nn.Linear):
         mapping = mapping.set_module_name("fc", None)
     # the block folding is reshapes of the float clip, before the first quantize
@@ -109,6 +109,32 @@ def quantize_int8(model: nn.Module, calibration: Iterable[torch.Tensor]) -> nn.M
                 setattr(module, name, FloatMaxPool3d(child))
     quantized.uses_channels_last = True
     return quantized
+
+
+def _activation_ranges():
+    """Per-tensor activation ranges from the calibration's minimum and maximum, all 8 bits.
+
+    PyTorch's x86 default clips each range to minimise the histogram's rounding error and
+    keeps 7 bits (``reduce_range``: without VNNI, u8 x s8 pair sums can saturate). Large
+    activations are rare but decide the class here: measured top-1 agreement with float32
+    on trained resnet10_tiny MARS students (UCF101 at 16x112x112, 633 test clips /
+    synthetic at 16x28x28, 192): default 96.8% / 95.8%, 8-bit histogram 97.5%, 7-bit
+    min-max 97.3%, 8-bit min-max 98.6% / 98.4%. With VNNI (no saturation) all 8 bits.
+    """
+    from torch.ao.quantization import MinMaxObserver, QConfig, get_default_qconfig_mapping
+
+    weights = get_default_qconfig_mapping("x86").global_qconfig.weight  # per channel
+    observer = MinMaxObserver.with_args(dtype=torch.quint8, reduce_range=not _has_vnni())
+    return QConfig(activation=observer, weight=weights)
+
+
+def _has_vnni() -> bool:
+    """Whether the CPU multiplies int8 with VNNI (AVX512-VNNI, AVX-VNNI or AMX), per Linux."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(flag in flags for flag in ("avx512_vnni", "avx_vnni", "amx_int8"))
 
 
 def _without_identities(graph: torch.fx.Graph, root: nn.Module) -> torch.fx.GraphModule:

@@ -301,6 +301,21 @@ def test_channels_last_and_bf16_autocast_train_on_the_cpu(teacher_path):
     assert model.conv1.weight.is_contiguous(memory_format=torch.channels_last_3d)
 
 
+def test_bf16_skips_a_step_with_non_finite_gradients(capsys):
+    engine, model, _ = engine_for(tiny_config("rgb", "train.amp=bf16"))
+    before = copy.deepcopy(model.state_dict())
+    for param in model.parameters():
+        param.grad = torch.ones_like(param)
+    model.conv1.weight.grad[0, 0, 0, 0, 0] = float("nan")  # what oneDNN's bf16 backward gives
+    engine_module.optimizer_step(engine)
+    assert all(torch.equal(before[n], p) for n, p in model.named_parameters())  # skipped
+    assert "skipped an optimizer step" in capsys.readouterr().err
+    for param in model.parameters():
+        param.grad = torch.ones_like(param)
+    engine_module.optimizer_step(engine)
+    assert not torch.equal(before["conv1.weight"], model.conv1.weight)  # finite: stepped
+
+
 @pytest.mark.parametrize("frozen_bn, stats_move", [("freeze", False), ("update", True)])
 def test_ft_begin_index_really_freezes(frozen_bn, stats_move):
     config = tiny_config("rgb", "model.ft_begin_index=4", f"model.frozen_bn={frozen_bn}")

@@ -72,7 +72,7 @@ def light_student(arch: str) -> str:
 
     from mars_action.training import train
 
-    name = f"{frontier_synthetic.run_name(arch, 'mars_maps')}"
+    name = frontier_synthetic.run_name(arch, "mars_maps")
     config = study.stream_experiment("mars_maps", settings(), layout())
     config.model = dataclasses.replace(config.model, arch=arch, channels_last=True)
     config.optim = dataclasses.replace(config.optim, **frontier_synthetic.OPTIM.get(arch, {}))

@@ -71,11 +71,11 @@ def test_int8_runs_the_stem_on_pixel_blocks_and_pools_exactly():
 
 
 def test_int8_activation_ranges_are_min_max_on_8_bits_with_vnni():
-    from torch.ao.quantization import MinMaxObserver
+    from torch.ao.quantization import MinMaxObserver, default_per_channel_weight_observer
 
     from mars_action.inference.precision import _activation_ranges, _has_vnni
 
-    observer = _activation_ranges().activation()
+    observer = _activation_ranges(default_per_channel_weight_observer).activation()
     assert isinstance(observer, MinMaxObserver)
     clips = torch.linspace(-100.0, 150.0, 1000)
     observer(clips)

@@ -90,7 +90,8 @@ def quantize_int8(model: nn.Module, calibration: Iterable[torch.Tensor]) -> nn.M
         raise MarsError("int8: quantisation needs calibration clips (a few training videos)")
     torch.backends.quantized.engine = "x86"
     float_model = space_to_depth_stem(fold_batchnorm(copy.deepcopy(model).cpu().eval()))
-    mapping = get_default_qconfig_mapping("x86").set_global(_activation_ranges())
+    mapping = get_default_qconfig_mapping("x86")
+    mapping = mapping.set_global(_activation_ranges(mapping.global_qconfig.weight))
     if isinstance(getattr(float_model, "fc", None), nn.Linear):
         mapping = mapping.set_module_name("fc", None)
     # the block folding is reshapes of the float clip, before the first quantize
@@ -111,7 +112,7 @@ def quantize_int8(model: nn.Module, calibration: Iterable[torch.Tensor]) -> nn.M
     return quantized
 
 
-def _activation_ranges():
+def _activation_ranges(weights):
     """Per-tensor activation ranges from the calibration's minimum and maximum, all 8 bits.
 
     PyTorch's x86 default clips each range to minimise the histogram's rounding error and
@@ -120,10 +121,10 @@ def _activation_ranges():
     on trained resnet10_tiny MARS students (UCF101 at 16x112x112, 633 test clips /
     synthetic at 16x28x28, 192): default 96.8% / 95.8%, 8-bit histogram 97.5%, 7-bit
     min-max 97.3%, 8-bit min-max 98.6% / 98.4%. With VNNI (no saturation) all 8 bits.
+    ``weights``: the weight observer to keep (x86's per-channel one).
     """
-    from torch.ao.quantization import MinMaxObserver, QConfig, get_default_qconfig_mapping
+    from torch.ao.quantization import MinMaxObserver, QConfig
 
-    weights = get_default_qconfig_mapping("x86").global_qconfig.weight  # per channel
     observer = MinMaxObserver.with_args(dtype=torch.quint8, reduce_range=not _has_vnni())
     return QConfig(activation=observer, weight=weights)
 

@@ -116,7 +116,7 @@ class SpaceToDepth(nn.Module):
     def __init__(self, kernel: tuple[int, int], padding: tuple[int, int], taps: tuple[int, int]):
         super().__init__()
         self.kernel, self.padding, self.taps = kernel, padding, taps
-        self.left = tuple(2 * ((p + 1) // 2) for p in padding)  # even: blocks line up
+        self.left = tuple(p + extra for p, extra in zip(padding, _lead(padding), strict=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
@@ -125,9 +125,21 @@ class SpaceToDepth(nn.Module):
                                               self.taps, strict=True)]
         x = F.pad(x, (self.left[1], 2 * blocks[1] - width - self.left[1],
                       self.left[0], 2 * blocks[0] - height - self.left[0]))
-        batch, channels, frames = x.shape[:3]
-        x = x.reshape(batch, channels, frames, blocks[0], 2, blocks[1], 2)
-        return x.permute(0, 1, 4, 6, 2, 3, 5).reshape(batch, channels * 4, frames, *blocks)
+        return fold_blocks(x)
+
+
+def _lead(padding: tuple[int, int]) -> list[int]:
+    """Zero rows/columns added to an odd left padding so that pixel blocks line up."""
+    return [p % 2 for p in padding]
+
+
+def fold_blocks(x: torch.Tensor) -> torch.Tensor:
+    """(N, C, T, 2h, 2w) -> (N, 4C, T, h, w): each 2x2 block of pixels into the channels,
+    channel ``c * 4 + 2 * dy + dx``; clips and kernels are folded alike."""
+    batch, channels, frames, height, width = x.shape
+    x = x.reshape(batch, channels, frames, height // 2, 2, width // 2, 2)
+    return x.permute(0, 1, 4, 6, 2, 3, 5).reshape(batch, channels * 4, frames, height // 2,
+                                                  width // 2)
 
 
 class SpaceToDepthConv3d(nn.Module):
@@ -152,13 +164,12 @@ class SpaceToDepthConv3d(nn.Module):
         kernel, padding = tuple(conv.kernel_size[1:]), tuple(conv.padding[1:])
         # the kernel starts with ``lead`` zero taps (the left padding made even) and is
         # padded to an even length: ``taps`` blocks
-        lead = [2 * ((p + 1) // 2) - p for p in padding]
+        lead = _lead(padding)
         taps = tuple((k + extra + 1) // 2 for k, extra in zip(kernel, lead, strict=True))
-        weight = F.pad(conv.weight.detach(), (lead[1], 2 * taps[1] - kernel[1] - lead[1],
-                                              lead[0], 2 * taps[0] - kernel[0] - lead[0]))
-        out_c, in_c, k_t = weight.shape[:3]
-        weight = weight.reshape(out_c, in_c, k_t, taps[0], 2, taps[1], 2)
-        weight = weight.permute(0, 1, 4, 6, 2, 3, 5).reshape(out_c, in_c * 4, k_t, *taps)
+        weight = fold_blocks(F.pad(conv.weight.detach(),
+                                   (lead[1], 2 * taps[1] - kernel[1] - lead[1],
+                                    lead[0], 2 * taps[0] - kernel[0] - lead[0])))
+        out_c, in_c, k_t = weight.shape[0], weight.shape[1] // 4, weight.shape[2]
         self.fold = SpaceToDepth(kernel, padding, taps)
         self.conv = nn.Conv3d(in_c * 4, out_c, (k_t, *taps), stride=(conv.stride[0], 1, 1),
                               padding=(conv.padding[0], 0, 0), bias=conv.bias is not None)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mars_action.models.backbone import Backbone, classifier, init_weights
+from mars_action.models.backbone import Backbone, classifier, conv_bn, init_weights
 from mars_action.models.registry import register_model
 
 _SPATIAL_STRIDES = (2, 2, 2, 2)  # create_r2plus1d's stage_spatial_stride
@@ -51,11 +51,7 @@ class Bottleneck2Plus1d(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.downsample = None
         if in_planes != out_planes or stride_t * stride_s > 1:
-            stride = (stride_t, stride_s, stride_s)
-            self.downsample = nn.Sequential(
-                nn.Conv3d(in_planes, out_planes, 1, stride=stride, bias=False),
-                nn.BatchNorm3d(out_planes),
-            )
+            self.downsample = conv_bn(in_planes, out_planes, 1, (stride_t, stride_s, stride_s))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mars_action.models.backbone import Backbone, classifier, init_weights
+from mars_action.models.backbone import Backbone, classifier, conv_bn, init_weights
 
 # Feature names a caller can ask for; "pooled" is the MARS distillation target. The
 # other families expose layer3/layer4 only.
@@ -48,10 +48,7 @@ def _downsample(in_planes: int, out_planes: int, stride: int, shortcut: str) -> 
     (ResNet-50 and up, ResNeXt, MARS), ``"A"`` the parameter-free :class:`ZeroPadShortcut`."""
     if shortcut == "A":
         return ZeroPadShortcut(out_planes, stride)
-    return nn.Sequential(
-        nn.Conv3d(in_planes, out_planes, kernel_size=1, stride=stride, bias=False),
-        nn.BatchNorm3d(out_planes),
-    )
+    return conv_bn(in_planes, out_planes, 1, stride)
 
 
 class BasicBlock(nn.Module):

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from mars_action.models.backbone import Backbone, classifier, init_weights
+from mars_action.models.backbone import Backbone, classifier, conv_bn, init_weights
 from mars_action.models.registry import register_model
 
 KINDS = ("3d", "2d", "2plus1d")  # 3x3x3, 1x3x3 (no temporal), 1x3x3 + 3x1x1
@@ -86,8 +86,7 @@ def _temporal(in_ch: int, out_ch: int, stride: int) -> nn.Conv3d:
 def _shortcut(in_planes: int, planes: int, stride: tuple[int, ...]) -> nn.Sequential | None:
     if in_planes == planes and all(s == 1 for s in stride):
         return None
-    conv = nn.Conv3d(in_planes, planes, 1, stride=stride, bias=False)
-    return nn.Sequential(conv, nn.BatchNorm3d(planes))
+    return conv_bn(in_planes, planes, 1, stride)
 
 
 class VideoStem(nn.Module):
